@@ -1,0 +1,69 @@
+"""ax-scheduler: run Ax optimization trials on real compute, asyncio-native.
+
+Names are imported lazily: worker processes import ``ax_scheduler._worker`` and
+must not pay for importing Ax and torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._batch import Batch
+    from ._config import SchedulerConfig
+    from ._exceptions import (
+        AxSchedulerError,
+        ConfigError,
+        EventLoopMismatchError,
+        InvalidParametersError,
+        ObjectiveError,
+        ObjectiveNotSetError,
+        OptimizationStalledError,
+        ResultError,
+        SchedulerClosedError,
+        TrialError,
+        TrialTimeoutError,
+        WorkerDiedError,
+    )
+    from ._facade import AxScheduler
+    from ._jobs import FunctionObjective, Job
+    from .runners import JobLibRunner, Runner
+
+_EXPORTS = {
+    "AxScheduler": "._facade",
+    "AxSchedulerError": "._exceptions",
+    "Batch": "._batch",
+    "ConfigError": "._exceptions",
+    "EventLoopMismatchError": "._exceptions",
+    "FunctionObjective": "._jobs",
+    "InvalidParametersError": "._exceptions",
+    "Job": "._jobs",
+    "JobLibRunner": ".runners",
+    "ObjectiveError": "._exceptions",
+    "ObjectiveNotSetError": "._exceptions",
+    "OptimizationStalledError": "._exceptions",
+    "ResultError": "._exceptions",
+    "Runner": ".runners",
+    "SchedulerClosedError": "._exceptions",
+    "SchedulerConfig": "._config",
+    "TrialError": "._exceptions",
+    "TrialTimeoutError": "._exceptions",
+    "WorkerDiedError": "._exceptions",
+}
+
+__all__ = sorted(_EXPORTS)
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ax_scheduler' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -1,0 +1,355 @@
+"""The one place that knows Ax's two client APIs.
+
+``ax.service.ax_client.AxClient`` (legacy, the tutorial's) and ``ax.api.client.Client``
+(modern) differ in how they generate, complete and serialize; everything else in
+ax-scheduler talks to :class:`AxAdapter`. Adapter methods are blocking and must be
+called from the scheduler's single Ax thread (see ``_core``), never from the loop.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ax.api.client import Client
+from ax.core.base_trial import BaseTrial
+from ax.core.parameter import ChoiceParameter, FixedParameter, ParameterType, RangeParameter
+from ax.core.search_space import SearchSpace
+from ax.core.trial_status import TrialStatus
+from ax.exceptions.core import DataRequiredError, OptimizationComplete
+from ax.exceptions.generation_strategy import MaxParallelismReachedException
+from ax.service.ax_client import AxClient
+from ax.storage.json_store.decoder import object_from_json
+
+from ._exceptions import InvalidParametersError
+from ._results import MetricSpec, MetricValues, ax_raw_data
+
+#: Key under which the scheduler stores its bookkeeping in a trial's run metadata.
+RUN_METADATA_KEY = "ax_scheduler"
+
+Parameters = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Generated:
+    """What one generation request produced.
+
+    Attributes:
+        trials: ``(trial_index, parameters)`` of new trials, already RUNNING in Ax.
+        exhausted: Ax will never produce more (generation strategy completed).
+        blocked: Why Ax produced nothing now but may after more data, or None.
+    """
+
+    trials: list[tuple[int, Parameters]]
+    exhausted: bool = False
+    blocked: str | None = None
+
+
+class AxAdapter:
+    """Blocking operations on an Ax client, the same for both client APIs."""
+
+    def __init__(self, client: AxClient | Client) -> None:
+        self.client = client
+
+    @staticmethod
+    def wrap(client: Any) -> AxAdapter:
+        """Pick the adapter for ``client``.
+
+        Raises:
+            TypeError: ``client`` is neither Ax client.
+        """
+        if isinstance(client, AxClient):
+            return LegacyAdapter(client)
+        if isinstance(client, Client):
+            return ModernAdapter(client)
+        raise TypeError(
+            "AxScheduler needs an ax.service.ax_client.AxClient or an ax.api.client.Client"
+            f" with an experiment, got {type(client).__module__}.{type(client).__qualname__}"
+        )
+
+    # -- experiment facts (cheap, read-only) ------------------------------------
+    @property
+    def experiment(self) -> Any:
+        raise NotImplementedError
+
+    @property
+    def experiment_name(self) -> str:
+        return str(self.experiment.name or "experiment")
+
+    def metric_spec(self) -> MetricSpec:
+        """The metrics a trial result must contain (the optimization config's)."""
+        config = self.experiment.optimization_config
+        required = tuple(sorted(config.metric_names)) if config is not None else ()
+        optional = frozenset(self.experiment.metrics) - set(required)
+        return MetricSpec(required=required, optional=optional)
+
+    @property
+    def is_multi_objective(self) -> bool:
+        config = self.experiment.optimization_config
+        return bool(config is not None and config.is_moo_problem)
+
+    def validate_parameters(self, parameters: Any) -> Parameters:
+        """Check ``parameters`` against the search space; return them normalized."""
+        return validate_parameters(self.experiment.search_space, parameters)
+
+    # -- trial lifecycle ----------------------------------------------------------
+    def generate(self, n: int) -> Generated:
+        """Ask Ax for up to ``n`` new trials (RUNNING, not yet dispatched)."""
+        try:
+            trials, exhausted = self._generate(n)
+        except (MaxParallelismReachedException, DataRequiredError) as exc:
+            return Generated([], blocked=f"{type(exc).__name__}: {exc}")
+        except OptimizationComplete:
+            return Generated([], exhausted=True)
+        if not trials and not exhausted:
+            return Generated([], blocked="Ax's generation strategy produced no trial now")
+        return Generated(trials, exhausted=exhausted)
+
+    def _generate(self, n: int) -> tuple[list[tuple[int, Parameters]], bool]:
+        raise NotImplementedError
+
+    def attach(self, parameters: Parameters) -> int:
+        """Attach a user-specified trial (RUNNING in Ax) and return its index."""
+        raise NotImplementedError
+
+    def find_undispatched_trial(self, parameters: Parameters) -> int | None:
+        """A trial created by the user's own ``get_next_trial`` with these parameters.
+
+        Such a trial is RUNNING in Ax, has no data and was never run by a scheduler.
+        """
+        for index, trial in self.experiment.trials.items():
+            if trial.status != TrialStatus.RUNNING:
+                continue
+            if RUN_METADATA_KEY in trial.run_metadata or trial.arm is None:
+                continue
+            if trial.arm.parameters == parameters and not self._has_data(index):
+                return int(index)
+        return None
+
+    def _has_data(self, index: int) -> bool:
+        return not self.experiment.lookup_data(trial_indices=[index]).df.empty
+
+    def mark_dispatched(self, index: int, info: Mapping[str, Any]) -> None:
+        """Record in the trial's run metadata that a scheduler runs it, and how."""
+        self.trial(index).update_run_metadata({RUN_METADATA_KEY: dict(info)})
+
+    def complete(self, index: int, values: MetricValues) -> None:
+        """Attach the trial's data and mark it COMPLETED."""
+        if self.trial(index).status.is_terminal:
+            return
+        self.client.complete_trial(trial_index=index, raw_data=ax_raw_data(values))
+
+    def fail(self, index: int, reason: str) -> None:
+        """Mark the trial FAILED, keeping the reason in Ax (status_reason, run metadata)."""
+        trial = self.trial(index)
+        if trial.status.is_terminal:
+            return
+        self._note(trial, failure_reason=reason)
+        trial.mark_failed(reason=reason)
+
+    def abandon(self, index: int, reason: str) -> None:
+        """Mark the trial ABANDONED (cancelled before it produced a result)."""
+        trial = self.trial(index)
+        if trial.status.is_terminal:
+            return
+        self._note(trial, failure_reason=reason)
+        trial.mark_abandoned(reason=reason)
+
+    def _note(self, trial: BaseTrial, **info: Any) -> None:
+        current = dict(trial.run_metadata.get(RUN_METADATA_KEY, {}))
+        current.update(info)
+        trial.update_run_metadata({RUN_METADATA_KEY: current})
+
+    def trial(self, index: int) -> BaseTrial:
+        return self.experiment.trials[index]
+
+    def stale_dispatched_trials(self) -> list[int]:
+        """Trials a scheduler dispatched that never finished (the driver died)."""
+        return [
+            int(index)
+            for index, trial in self.experiment.trials.items()
+            if trial.status == TrialStatus.RUNNING and RUN_METADATA_KEY in trial.run_metadata
+        ]
+
+    # -- results and persistence -------------------------------------------------
+    def best(self) -> Parameters | list[Parameters] | None:
+        """Best parameters, or the Pareto set for multi-objective; None without data."""
+        if not self._completed_with_data():
+            return None
+        if self.is_multi_objective:
+            return self._pareto()
+        return self._best()
+
+    def _completed_with_data(self) -> bool:
+        completed = self.experiment.trial_indices_by_status[TrialStatus.COMPLETED]
+        return bool(completed) and not self.experiment.lookup_data(trial_indices=completed).df.empty
+
+    def _best(self) -> Parameters | None:
+        raise NotImplementedError
+
+    def _pareto(self) -> list[Parameters]:
+        raise NotImplementedError
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-safe snapshot of client, experiment and generation strategy."""
+        raise NotImplementedError
+
+    def snapshot_json(self) -> str:
+        return json.dumps(self.snapshot())
+
+
+class LegacyAdapter(AxAdapter):
+    """``ax.service.ax_client.AxClient``."""
+
+    client: AxClient
+
+    @property
+    def experiment(self) -> Any:
+        return self.client.experiment
+
+    def _generate(self, n: int) -> tuple[list[tuple[int, Parameters]], bool]:
+        trials, exhausted = self.client.get_next_trials(max_trials=n)
+        return list(trials.items()), exhausted
+
+    def attach(self, parameters: Parameters) -> int:
+        _, index = self.client.attach_trial(parameters=parameters)
+        return index
+
+    def _best(self) -> Parameters | None:
+        best = self.client.get_best_parameters()
+        return None if best is None else dict(best[0])
+
+    def _pareto(self) -> list[Parameters]:
+        frontier = self.client.get_pareto_optimal_parameters()
+        return [dict(params) for params, _ in frontier.values()]
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.client.to_json_snapshot()
+
+
+class ModernAdapter(AxAdapter):
+    """``ax.api.client.Client``."""
+
+    client: Client
+
+    @property
+    def experiment(self) -> Any:
+        return self.client._experiment
+
+    def _generate(self, n: int) -> tuple[list[tuple[int, Parameters]], bool]:
+        trials = self.client.get_next_trials(max_trials=n)
+        return list(trials.items()), False
+
+    def attach(self, parameters: Parameters) -> int:
+        return self.client.attach_trial(parameters=parameters)
+
+    def _best(self) -> Parameters | None:
+        params, *_ = self.client.get_best_parameterization()
+        return dict(params)
+
+    def _pareto(self) -> list[Parameters]:
+        return [dict(params) for params, *_ in self.client.get_pareto_frontier()]
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.client._to_json_snapshot()
+
+
+def client_from_snapshot(snapshot: dict[str, Any]) -> AxClient | Client:
+    """Rebuild the client a snapshot was written from.
+
+    Accepts what :meth:`AxAdapter.snapshot` writes for either client, and a bare
+    experiment written by Ax's ``json_store.save_experiment`` (loaded into a
+    legacy ``AxClient`` with a default generation strategy).
+    """
+    kind = snapshot.get("_type") or snapshot.get("__type")
+    if kind == "Client":
+        return Client._from_json_snapshot(snapshot=snapshot)
+    if kind == "AxClient":
+        return AxClient.from_json_snapshot(serialized=dict(snapshot))
+    if kind == "Experiment":
+        client = AxClient()
+        client._set_experiment(experiment=object_from_json(snapshot))
+        client._set_generation_strategy()
+        return client
+    raise ValueError(
+        f"not an ax-scheduler or Ax JSON snapshot: its type is {kind!r};"
+        " expected 'AxClient', 'Client' or 'Experiment'"
+    )
+
+
+def validate_parameters(space: SearchSpace, parameters: Any) -> Parameters:
+    """Check a parameterization against a search space with messages naming the culprit.
+
+    Returns:
+        The parameters, with ints widened to float for float parameters.
+
+    Raises:
+        InvalidParametersError: Unknown or missing names, wrong types, out of bounds,
+            not one of the choices, or a parameter constraint violated.
+    """
+    if not isinstance(parameters, Mapping):
+        raise InvalidParametersError(
+            f"parameters must be a dict of name -> value, got {type(parameters).__name__}"
+        )
+    known = space.parameters
+    unknown = [name for name in parameters if name not in known]
+    if unknown:
+        raise InvalidParametersError(
+            f"unknown parameter {unknown[0]!r} (value {parameters[unknown[0]]!r});"
+            f" the search space has: {', '.join(known)}"
+        )
+    missing = [name for name in known if name not in parameters]
+    if missing:
+        raise InvalidParametersError(
+            f"missing parameter {missing[0]!r}; every trial needs: {', '.join(known)}"
+        )
+    checked = {name: _check_value(known[name], value) for name, value in parameters.items()}
+    try:
+        space.check_membership(checked, raise_error=True)
+    except ValueError as exc:
+        raise InvalidParametersError(f"parameters {checked!r} are not allowed: {exc}") from None
+    return checked
+
+
+def _check_value(parameter: Any, value: Any) -> Any:
+    name = parameter.name
+    if isinstance(parameter, RangeParameter):
+        number = _range_number(parameter, value)
+        if not parameter.lower <= number <= parameter.upper:
+            raise InvalidParametersError(
+                f"parameter {name!r} = {value!r} is out of bounds"
+                f" [{parameter.lower}, {parameter.upper}]"
+            )
+        return number
+    if isinstance(parameter, ChoiceParameter) and value not in parameter.values:
+        raise InvalidParametersError(
+            f"parameter {name!r} = {value!r} is not one of its choices {parameter.values!r}"
+        )
+    if isinstance(parameter, FixedParameter) and value != parameter.value:
+        raise InvalidParametersError(
+            f"parameter {name!r} is fixed to {parameter.value!r}, got {value!r}"
+        )
+    return value
+
+
+def _range_number(parameter: RangeParameter, value: Any) -> int | float:
+    is_int = parameter.parameter_type == ParameterType.INT
+    expected = "an int" if is_int else "a float"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidParametersError(
+            f"parameter {parameter.name!r} must be {expected},"
+            f" got {value!r} ({type(value).__name__})"
+        )
+    if is_int:
+        if not isinstance(value, numbers.Integral) and not float(value).is_integer():
+            raise InvalidParametersError(
+                f"parameter {parameter.name!r} must be an int, got {value!r}"
+            )
+        return int(value)
+    if not math.isfinite(value):
+        raise InvalidParametersError(f"parameter {parameter.name!r} must be finite, got {value!r}")
+    return float(value)

@@ -1,0 +1,95 @@
+"""User-facing options, validated by pydantic with messages that name the key."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+)
+
+from ._exceptions import ConfigError
+
+
+class SchedulerConfig(BaseModel):
+    """Options of :class:`~ax_scheduler.AxScheduler`, passed as ``config={...}``.
+
+    Attributes:
+        synchronous: If True (default), leaving ``batch_trial_context()`` waits
+            until the batch's trials are finished and recorded in Ax. If False it
+            returns once they are submitted; they run in the background and
+            ``wait_for_completed_trials()`` waits for them.
+        monitoring_interval: Seconds between status checks for runners that must
+            poll (Slurm). Local trials are event-driven and never polled.
+        job_output_dir: Directory for per-trial files of runners that write them.
+        cleanup_after_completion: Delete a trial's files once it is recorded.
+        trial_timeout: Seconds a single trial may run before it is killed and
+            marked FAILED. ``max_trial_monitoring_time`` is accepted as an alias
+            (the older library's name). None means no limit.
+        max_parallel_trials: Cap on concurrently running trials, below the
+            runner's own capacity. None means the runner's capacity.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    synchronous: bool = True
+    monitoring_interval: PositiveFloat = 10.0
+    job_output_dir: Path = Path("ax_scheduler_output")
+    cleanup_after_completion: bool = False
+    trial_timeout: PositiveFloat | None = Field(
+        default=None,
+        validation_alias=AliasChoices("trial_timeout", "max_trial_monitoring_time"),
+    )
+    max_parallel_trials: PositiveInt | None = None
+
+    @classmethod
+    def from_user(cls, config: SchedulerConfig | Mapping[str, Any] | None) -> SchedulerConfig:
+        """Validate a user's ``config`` dict, raising :class:`ConfigError` on bad input.
+
+        Args:
+            config: A dict of options, an existing config, or None for defaults.
+
+        Returns:
+            The validated config.
+
+        Raises:
+            ConfigError: A key is unknown or a value is invalid; the message names
+                the key, the value and what is allowed.
+        """
+        if config is None:
+            return cls()
+        if isinstance(config, SchedulerConfig):
+            return config
+        if not isinstance(config, Mapping):
+            raise ConfigError(f"config must be a dict of options, got {type(config).__name__}")
+        try:
+            return cls.model_validate(dict(config))
+        except ValidationError as exc:
+            raise ConfigError(describe_validation_error(exc, cls.allowed_keys())) from None
+
+    @classmethod
+    def allowed_keys(cls) -> list[str]:
+        """Every accepted config key, aliases included."""
+        keys = set(cls.model_fields)
+        keys.add("max_trial_monitoring_time")
+        return sorted(keys)
+
+
+def describe_validation_error(exc: ValidationError, allowed: list[str]) -> str:
+    """One readable line per problem: the key, what was wrong, the offending value."""
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "config"
+        if error["type"] == "extra_forbidden":
+            lines.append(f"unknown config key {key!r}; allowed keys: {', '.join(allowed)}")
+        else:
+            lines.append(f"config[{key!r}]: {error['msg'].lower()}, got {error['input']!r}")
+    return "invalid config: " + "; ".join(lines)

@@ -1,0 +1,421 @@
+"""The async scheduler: the one place that drives Ax.
+
+All Ax calls run on one dedicated thread (``_ax_thread``), in submission order, so
+Ax objects are touched by one thread at a time and a 0.3 s+ BoTorch fit never
+blocks the event loop. Each trial is an asyncio task that waits for a slot, awaits
+its runner, and records the outcome in Ax; completions are event-driven.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import tempfile
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ._ax import AxAdapter, Generated, Parameters
+from ._batch import Batch
+from ._config import SchedulerConfig
+from ._exceptions import (
+    EventLoopMismatchError,
+    ObjectiveError,
+    ObjectiveNotSetError,
+    OptimizationStalledError,
+    ResultError,
+    SchedulerClosedError,
+    TrialError,
+    TrialTimeoutError,
+)
+from ._jobs import Job, Objective
+from ._results import describe_metrics, parse_result
+from .runners._base import Runner
+
+logger = logging.getLogger("ax_scheduler")
+T = TypeVar("T")
+Best = Parameters | list[Parameters] | None
+
+
+class Scheduler:
+    """Runs Ax trials on a runner. Async API; see ``AxScheduler`` for the facade.
+
+    Args:
+        adapter: The Ax client, wrapped.
+        runner: Where trials run.
+        config: Validated options.
+    """
+
+    def __init__(self, adapter: AxAdapter, runner: Runner, config: SchedulerConfig) -> None:
+        self.ax = adapter
+        self.runner = runner
+        self.config = config
+        self.objective: Objective | None = None
+        self.capacity = min(runner.capacity, config.max_parallel_trials or runner.capacity)
+        self._ax_thread = ThreadPoolExecutor(1, thread_name_prefix="ax-scheduler-ax")
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._cancel_reasons: dict[int, str] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._batch_open = False
+        self._closed = False
+
+    # -- plumbing -----------------------------------------------------------------
+    def _bind_loop(self) -> asyncio.Semaphore:
+        if self._closed:
+            raise SchedulerClosedError("this AxScheduler is closed; create a new one")
+        loop = asyncio.get_running_loop()
+        if self._loop is None or (self._loop.is_closed() and not self._tasks):
+            self._loop, self._slots = loop, asyncio.Semaphore(self.capacity)
+        elif self._loop is not loop:
+            raise EventLoopMismatchError(
+                "this AxScheduler already runs trials on another event loop; use one"
+                " scheduler per event loop, and do not mix the sync methods (which run"
+                " on the scheduler's own loop thread) with the *_async ones"
+            )
+        assert self._slots is not None
+        return self._slots
+
+    async def _call_ax(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking Ax operation on the Ax thread."""
+        return await asyncio.wrap_future(self._ax_thread.submit(fn, *args))
+
+    async def _prepare(self) -> None:
+        self._bind_loop()
+        if self.objective is None:
+            raise ObjectiveNotSetError(
+                "no objective: call set_objective_function(fn) before running trials"
+            )
+        await self.runner.start()
+
+    @property
+    def running_trials(self) -> list[int]:
+        """Indices of trials dispatched and not yet recorded."""
+        return sorted(self._tasks)
+
+    def _free_slots(self) -> int:
+        return self.capacity - len(self._tasks)
+
+    # -- trials -------------------------------------------------------------------
+    def _job(self, index: int, parameters: Parameters) -> Job:
+        assert self.objective is not None
+        return Job(index, dict(parameters), self.objective, f"{self.ax.experiment_name}-trial-{index}")
+
+    def _dispatch_info(self) -> dict[str, Any]:
+        return {"runner": self.runner.kind, "dispatched_at": time.time()}
+
+    def _launch(self, index: int, work: Awaitable[Any]) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._trial(index, work), name=f"ax-scheduler-trial-{index}")
+        self._tasks[index] = task
+        return task
+
+    async def _trial(self, index: int, work: Awaitable[Any]) -> None:
+        try:
+            outcome, seconds = await self._execute(index, work)
+            await self._call_ax(self._record, index, outcome, seconds)
+        finally:
+            _close_if_unawaited(work)
+            self._tasks.pop(index, None)
+
+    async def _execute(self, index: int, work: Awaitable[Any]) -> tuple[tuple[str, Any], float]:
+        """Run one trial's work in a slot; turn every ending into an outcome."""
+        slots = self._bind_loop()
+        started = time.monotonic()
+        try:
+            async with slots:
+                started = time.monotonic()
+                outcome: tuple[str, Any] = ("ok", await self._with_trial_timeout(index, work))
+        except TrialError as exc:
+            outcome = ("failed", exc)
+        except asyncio.CancelledError:
+            reason = self._cancel_reasons.pop(index, "cancelled")
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._call_ax(self.ax.abandon, index, reason))
+            logger.warning("trial %d abandoned: %s", index, reason)
+            raise
+        except Exception as exc:  # a runner bug must not take the run down with it
+            logger.exception("trial %d: unexpected error from %r", index, self.runner)
+            outcome = ("failed", TrialError(f"internal error in {self.runner!r}: {exc!r}"))
+        return outcome, time.monotonic() - started
+
+    async def _with_trial_timeout(self, index: int, work: Awaitable[Any]) -> Any:
+        limit = self.config.trial_timeout
+        deadline = asyncio.timeout(limit)
+        try:
+            async with deadline:
+                return await work
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            raise TrialTimeoutError(f"timeout: trial {index} ran longer than trial_timeout={limit:g} s") from None
+
+    def _record(self, index: int, outcome: tuple[str, Any], seconds: float) -> None:
+        """On the Ax thread: complete or fail the trial in Ax, and log it."""
+        status, value = outcome
+        if status == "ok":
+            try:
+                metrics, unknown = parse_result(value, self.ax.metric_spec())
+                if unknown:
+                    logger.warning(
+                        "trial %d returned metrics the experiment does not track, ignored: %s",
+                        index, describe_metrics(unknown),
+                    )
+                self.ax.complete(index, metrics)
+                logger.info("trial %d completed in %.2f s: %s", index, seconds, metrics)
+                return
+            except ResultError as exc:
+                value = exc
+            except Exception as exc:  # noqa: BLE001 - Ax refused the data
+                value = TrialError(f"Ax rejected the result {value!r}: {type(exc).__name__}: {exc}")
+        self.ax.fail(index, str(value))
+        details = f"\n{value.details}" if getattr(value, "details", None) else ""
+        logger.error("trial %d failed after %.2f s: %s%s", index, seconds, value, details)
+
+    async def _cancel(self, tasks: Iterable[asyncio.Task[None]], reason: str) -> None:
+        """Cancel trial tasks and wait until each is recorded as abandoned."""
+        pending = [task for task in tasks if not task.done()]
+        for index, task in list(self._tasks.items()):
+            if task in pending:
+                self._cancel_reasons[index] = reason
+                task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+
+    async def _cancel_on_exit(self, tasks: set[asyncio.Task[None]], reason: str) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(self._cancel(tasks, reason))
+
+    # -- generation ---------------------------------------------------------------
+    def _generate_sync(self, n: int) -> Generated:
+        generated = self.ax.generate(n)
+        for index, _ in generated.trials:
+            self.ax.mark_dispatched(index, self._dispatch_info())
+        return generated
+
+    async def _generate(self, n: int) -> Generated:
+        future = self._ax_thread.submit(self._generate_sync, n)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            # The Ax call cannot be interrupted: abandon what it still produces.
+            future.add_done_callback(self._abandon_generated)
+            raise
+
+    def _abandon_generated(self, future: Future[Generated]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
+        for index, _ in future.result().trials:
+            self.ax.abandon(index, "generated while the run was being cancelled")
+
+    def _work(self, job: Job) -> Awaitable[Any]:
+        assert self.objective is not None
+        if self.objective.is_async:
+            return _call_async_objective(self.objective.fn, job.parameters)
+        return self.runner.run(job)
+
+    def _start_trials(self, trials: list[tuple[int, Parameters]], works: list[Awaitable[Any]] | None = None) -> list[asyncio.Task[None]]:
+        if works is None:
+            works = [self._work(self._job(index, params)) for index, params in trials]
+        return [self._launch(index, work) for (index, _), work in zip(trials, works, strict=True)]
+
+    async def run_optimization(self, max_trials: int = 10, timeout: float | None = None) -> Best:
+        """Run ``max_trials`` new trials, keeping every slot busy; return the best.
+
+        See ``AxScheduler.run_optimization`` for the full contract.
+        """
+        _check_count("max_trials", max_trials)
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be > 0 seconds or None, got {timeout!r}")
+        await self._prepare()
+        mine: set[asyncio.Task[None]] = set()
+        deadline = asyncio.timeout(timeout)
+        try:
+            async with deadline:
+                await self._keep_slots_full(max_trials, mine)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            reason = f"run_optimization timeout of {timeout:g} s reached"
+            logger.warning("%s: cancelling %d running trials", reason, sum(not t.done() for t in mine))
+            await self._cancel_on_exit(mine, reason)
+        except BaseException:
+            await self._cancel_on_exit(mine, "cancelled: run_optimization was interrupted")
+            raise
+        return await self._call_ax(self.ax.best)
+
+    async def _keep_slots_full(self, max_trials: int, mine: set[asyncio.Task[None]]) -> None:
+        launched, exhausted, blocked = 0, False, None
+        while True:
+            want = min(self._free_slots(), max_trials - launched)
+            if want > 0 and not exhausted and blocked is None:
+                generated = await self._generate(want)
+                mine.update(self._start_trials(generated.trials))
+                launched += len(generated.trials)
+                exhausted, blocked = generated.exhausted, generated.blocked
+                if exhausted and launched < max_trials:
+                    logger.info("Ax's generation strategy is complete after %d new trials", launched)
+                continue
+            if (launched >= max_trials or exhausted) and all(task.done() for task in mine):
+                return
+            if not self._tasks:
+                raise OptimizationStalledError(
+                    f"Ax generates no new trial ({blocked}) and no trial is running whose"
+                    " result could change that. Trials created with get_next_trial() and"
+                    " never completed count as pending: run them (batch_trial_context) or"
+                    " abandon them, or raise the generation strategy's parallelism limit"
+                )
+            await asyncio.wait(list(self._tasks.values()), return_when=asyncio.FIRST_COMPLETED)
+            blocked = None
+
+    # -- batches ------------------------------------------------------------------
+    def new_batch(self) -> Batch:
+        """Open a batch; parameters added to it are validated at once."""
+        if self._closed:
+            raise SchedulerClosedError("this AxScheduler is closed; create a new one")
+        if self._batch_open:
+            raise RuntimeError("batch_trial_context() cannot be nested: close the open batch first")
+        self._batch_open = True
+        return Batch(self.ax.validate_parameters)
+
+    def discard_batch(self, batch: Batch) -> None:
+        """Drop a batch whose ``with`` body raised: nothing runs."""
+        self._batch_open = False
+        logger.info("batch of %d trials dropped: its with-block raised", len(batch.parameters))
+
+    async def submit_batch(self, batch: Batch) -> list[int]:
+        """Attach the batch's trials in add order and run them.
+
+        Waits for all of them when ``synchronous`` is set. Returns the trial indices.
+        """
+        self._batch_open = False
+        if not batch.parameters:
+            return []
+        await self._prepare()
+        trials = await self._attach(batch.parameters)
+        batch.trial_indices = [index for index, _ in trials]
+        works = None
+        if not self.objective or not self.objective.is_async:
+            works = await self.runner.run_batch([self._job(index, params) for index, params in trials])
+        tasks = self._start_trials(trials, works)
+        logger.info("batch of %d trials submitted: %s", len(tasks), batch.trial_indices)
+        if self.config.synchronous:
+            try:
+                await asyncio.wait(tasks)
+            except BaseException:
+                await self._cancel_on_exit(set(tasks), "cancelled: the batch was interrupted")
+                raise
+        return batch.trial_indices
+
+    def _attach_sync(self, batch: list[Parameters]) -> list[tuple[int, Parameters]]:
+        """On the Ax thread: reuse undispatched trials with equal parameters, else attach."""
+        trials: list[tuple[int, Parameters]] = []
+        try:
+            for params in batch:
+                index = self.ax.find_undispatched_trial(params)
+                if index is None:
+                    index = self.ax.attach(params)
+                self.ax.mark_dispatched(index, self._dispatch_info())
+                trials.append((index, params))
+        except BaseException:
+            for index, _ in trials:
+                self.ax.abandon(index, "the rest of its batch could not be attached")
+            raise
+        return trials
+
+    async def _attach(self, batch: list[Parameters]) -> list[tuple[int, Parameters]]:
+        future = self._ax_thread.submit(self._attach_sync, batch)
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            future.add_done_callback(self._abandon_attached)
+            raise
+
+    def _abandon_attached(self, future: Future[list[tuple[int, Parameters]]]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            for index, _ in future.result():
+                self.ax.abandon(index, "attached while the batch was being cancelled")
+
+    async def wait_for_completed_trials(self, timeout: float | None = None) -> list[int]:
+        """Wait until every dispatched trial is finished and recorded.
+
+        Returns:
+            Indices of the trials that were outstanding when the wait began.
+
+        Raises:
+            TimeoutError: ``timeout`` seconds passed first; the trials keep running.
+        """
+        self._bind_loop()
+        waited = self.running_trials
+        try:
+            async with asyncio.timeout(timeout):
+                while self._tasks:
+                    await asyncio.wait(list(self._tasks.values()))
+        except TimeoutError:
+            raise TimeoutError(
+                f"{len(self._tasks)} trials still running after {timeout:g} s:"
+                f" {self.running_trials}; they keep running"
+            ) from None
+        return waited
+
+    # -- persistence and lifecycle -----------------------------------------------
+    async def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write Ax's JSON snapshot of client, experiment and generation strategy."""
+        text = await self._call_ax(self.ax.snapshot_json)
+        target = Path(path)
+        await asyncio.to_thread(write_atomically, target, text)
+        return target
+
+    async def aclose(self) -> None:
+        """Cancel running trials (recorded as abandoned) and stop the runner."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._cancel_on_exit(set(self._tasks.values()), "cancelled: the scheduler was closed")
+        await self.runner.aclose()
+        self._ax_thread.shutdown(wait=False)
+
+    def close_unused(self) -> None:
+        """Close a scheduler that never ran anything (no loop, no workers)."""
+        self._closed = True
+        self._ax_thread.shutdown(wait=False)
+
+
+async def _call_async_objective(fn: Callable[[Parameters], Awaitable[Any]], parameters: Parameters) -> Any:
+    try:
+        return await fn(dict(parameters))
+    except Exception as exc:
+        raise ObjectiveError(f"{type(exc).__name__}: {exc}", details=traceback.format_exc()) from exc
+
+
+def _close_if_unawaited(work: Awaitable[Any]) -> None:
+    close = getattr(work, "close", None)
+    if asyncio.iscoroutine(work) and close is not None:
+        close()  # no-op for a finished coroutine; avoids "never awaited" if cancelled early
+
+
+def _check_count(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be an int >= 0, got {value!r}")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file, fsync and rename: never half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+
+

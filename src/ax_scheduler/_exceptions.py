@@ -1,0 +1,79 @@
+"""The errors ax-scheduler raises.
+
+Every error derives from :class:`AxSchedulerError`, so ``except AxSchedulerError``
+catches all of them::
+
+    AxSchedulerError
+    ├── ConfigError (also ValueError)          bad or unknown config key/value
+    ├── InvalidParametersError (also ValueError)  parameters outside the search space
+    ├── ObjectiveNotSetError                   run before set_objective_function()
+    ├── SchedulerClosedError                   used after close()/aclose()
+    ├── EventLoopMismatchError                 async API used from a second event loop
+    ├── OptimizationStalledError               Ax refuses candidates and nothing can unblock it
+    └── TrialError                             one trial failed; the run goes on
+        ├── ObjectiveError                     the objective raised
+        ├── ResultError (also ValueError)      the objective returned something unusable
+        ├── WorkerDiedError                    the process running the trial died
+        └── TrialTimeoutError                  the trial ran longer than trial_timeout
+
+A :class:`TrialError` is not raised to the caller: the scheduler catches it, marks
+the trial FAILED in Ax with ``str(error)`` as the reason, logs it, and continues.
+"""
+
+from __future__ import annotations
+
+
+class AxSchedulerError(Exception):
+    """Base class of every error raised by ax-scheduler."""
+
+
+class ConfigError(AxSchedulerError, ValueError):
+    """A config key is unknown or its value is invalid."""
+
+
+class InvalidParametersError(AxSchedulerError, ValueError):
+    """A parameterization does not belong to the experiment's search space."""
+
+
+class ObjectiveNotSetError(AxSchedulerError):
+    """Trials were requested before an objective was set."""
+
+
+class SchedulerClosedError(AxSchedulerError):
+    """The scheduler was used after it was closed."""
+
+
+class EventLoopMismatchError(AxSchedulerError, RuntimeError):
+    """The scheduler's async API was used from a different event loop."""
+
+
+class OptimizationStalledError(AxSchedulerError):
+    """Ax refuses to generate a candidate and no running trial can change that."""
+
+
+class TrialError(AxSchedulerError):
+    """A single trial failed. Its message becomes the trial's failure reason.
+
+    Attributes:
+        details: Longer diagnostic text (a traceback, a stderr tail) for the logs.
+    """
+
+    def __init__(self, message: str, *, details: str | None = None) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class ObjectiveError(TrialError):
+    """The objective function raised an exception."""
+
+
+class ResultError(TrialError, ValueError):
+    """The objective's return value is missing a metric, not a number, or NaN."""
+
+
+class WorkerDiedError(TrialError):
+    """The worker process running the trial died (segfault, os._exit, OOM kill)."""
+
+
+class TrialTimeoutError(TrialError):
+    """The trial ran longer than the configured ``trial_timeout``."""

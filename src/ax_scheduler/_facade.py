@@ -1,0 +1,297 @@
+"""AxScheduler: the tutorial's sync API and its async twins over one async core."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import json
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import cloudpickle
+
+from ._ax import AxAdapter, client_from_snapshot
+from ._batch import Batch, batch_context_async, batch_context_sync
+from ._config import SchedulerConfig
+from ._core import Best, Scheduler
+from ._jobs import FunctionObjective
+from ._portal import Portal
+from .runners._base import Runner
+
+logger = logging.getLogger("ax_scheduler")
+
+
+class AxScheduler:
+    """Runs an Ax experiment's trials on a runner, in parallel.
+
+    Every method has a sync form (for scripts and notebooks) and an ``*_async`` form
+    that runs on the caller's event loop (for asyncio applications). Use one form
+    per scheduler: the sync methods drive the scheduler on its own loop thread.
+
+    Args:
+        ax_client: An ``ax.service.ax_client.AxClient`` or ``ax.api.client.Client``
+            whose experiment is already created.
+        runner: Where trials run, e.g. ``JobLibRunner(n_jobs=4)``.
+        config: Options, see :class:`~ax_scheduler.SchedulerConfig`, e.g.
+            ``{"synchronous": False, "trial_timeout": 3600}``.
+
+    Raises:
+        TypeError: ``ax_client`` or ``runner`` is of the wrong type.
+        ConfigError: A config key is unknown or a value invalid.
+    """
+
+    def __init__(
+        self,
+        ax_client: Any,
+        runner: Runner,
+        config: SchedulerConfig | Mapping[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(runner, Runner):
+            raise TypeError(
+                "runner must be an ax_scheduler runner such as JobLibRunner(n_jobs=4),"
+                f" got {type(runner).__name__}"
+            )
+        adapter = AxAdapter.wrap(ax_client)
+        self._ax_client = ax_client
+        self._core = Scheduler(adapter, runner, SchedulerConfig.from_user(config))
+        self._portal: Portal | None = None
+        self._portal_lock = threading.Lock()
+        _open_schedulers.add(self)
+
+    # -- what it runs ---------------------------------------------------------------
+    @property
+    def ax_client(self) -> Any:
+        """The Ax client this scheduler drives."""
+        return self._ax_client
+
+    @property
+    def experiment(self) -> Any:
+        """The Ax experiment."""
+        return self._core.ax.experiment
+
+    @property
+    def runner(self) -> Runner:
+        """The runner trials run on."""
+        return self._core.runner
+
+    @property
+    def config(self) -> SchedulerConfig:
+        """The validated options."""
+        return self._core.config
+
+    @property
+    def running_trials(self) -> list[int]:
+        """Indices of trials dispatched and not yet recorded in Ax."""
+        return self._core.running_trials
+
+    def set_objective_function(self, objective_fn: Callable[[dict[str, Any]], Any]) -> None:
+        """Set the function every trial evaluates.
+
+        Args:
+            objective_fn: ``fn(parameterization) -> result`` where result is
+                ``{"metric": value}``, ``{"metric": (mean, sem)}`` or, for a
+                single-metric experiment, a bare number. ``async def`` functions
+                run on the event loop itself (for I/O-bound objectives); plain
+                functions run on the runner.
+
+        Raises:
+            TypeError: ``objective_fn`` is not callable, or cannot be pickled for a
+                runner that sends it to worker processes.
+        """
+        if not callable(objective_fn):
+            raise TypeError(f"objective_fn must be callable, got {objective_fn!r}")
+        objective = FunctionObjective(objective_fn)
+        if self.runner.needs_pickling and not objective.is_async:
+            _check_picklable(objective_fn, self.runner)
+        self._core.objective = objective
+
+    # -- sync API -------------------------------------------------------------------
+    def batch_trial_context(self) -> AbstractContextManager[Batch]:
+        """Collect trials with ``batch.add_trial(params)``; they run when the block ends.
+
+        On normal exit the trials are attached to Ax in add order and run in
+        parallel up to the runner's capacity. With ``synchronous=True`` (default)
+        the exit returns once all are finished and recorded; otherwise it returns
+        once they are submitted. If the block raises, nothing runs.
+
+        Example:
+            >>> with scheduler.batch_trial_context() as batch:  # doctest: +SKIP
+            ...     batch.add_trial({"x": 0.5, "y": 0.5})
+        """
+        return batch_context_sync(self._core, self._get_portal())
+
+    def run_optimization(self, max_trials: int = 10, timeout: float | None = None) -> Best:
+        """Run ``max_trials`` new trials generated by Ax, keeping the runner full.
+
+        A freed slot gets the next candidate at once (asynchronous Bayesian
+        optimization); when several slots are free, Ax is asked for several
+        candidates in one call. When Ax refuses a candidate until more data
+        arrives (parallelism limit, data required), the scheduler waits for a
+        running trial to finish and asks again. Failed trials are marked FAILED in
+        Ax and the run goes on.
+
+        Args:
+            max_trials: How many new trials to run. Fewer run if Ax's generation
+                strategy completes first.
+            timeout: Seconds the whole call may take. On timeout no new trial is
+                started, running ones are cancelled and marked ABANDONED, and the
+                best so far is returned.
+
+        Returns:
+            The best parameters (single objective), the list of Pareto-optimal
+            parameterizations (multi-objective), or None if no trial has data.
+
+        Raises:
+            ObjectiveNotSetError: No objective was set.
+            OptimizationStalledError: Ax refuses candidates and nothing is running.
+        """
+        return self._call(self._core.run_optimization, max_trials, timeout)
+
+    def wait_for_completed_trials(self, timeout: float | None = None) -> list[int]:
+        """Block until every outstanding trial is finished and recorded in Ax.
+
+        Returns:
+            Indices of the trials that were outstanding.
+
+        Raises:
+            TimeoutError: ``timeout`` seconds passed first; trials keep running.
+        """
+        return self._call(self._core.wait_for_completed_trials, timeout)
+
+    def save_experiment(self, path: str | os.PathLike[str]) -> Path:
+        """Save client, experiment and generation strategy as Ax JSON, atomically.
+
+        Trials still running are saved as RUNNING; :meth:`load_experiment` marks
+        them FAILED, because their jobs did not survive the driver.
+
+        Returns:
+            The path written.
+        """
+        return self._call(self._core.save, path)
+
+    @classmethod
+    def load_experiment(
+        cls,
+        path: str | os.PathLike[str],
+        runner: Runner,
+        config: SchedulerConfig | Mapping[str, Any] | None = None,
+    ) -> AxScheduler:
+        """Rebuild a scheduler from :meth:`save_experiment`'s file, ready to continue.
+
+        Set the objective again before running trials (functions are not saved).
+
+        Args:
+            path: A file written by :meth:`save_experiment`, by ``AxClient.
+                save_to_json_file`` / ``Client.save_to_json_file``, or an experiment
+                saved by Ax's ``json_store.save_experiment``.
+            runner: Where the continued run's trials run.
+            config: Options for the new scheduler.
+        """
+        snapshot = json.loads(Path(path).read_text(encoding="utf-8"))
+        scheduler = cls(client_from_snapshot(snapshot), runner, config)
+        for index in scheduler._core.ax.stale_dispatched_trials():
+            scheduler._core.ax.fail(index, "the scheduler running this trial stopped before it finished")
+            logger.warning("trial %d was still running when %s was saved: marked FAILED", index, path)
+        return scheduler
+
+    def close(self) -> None:
+        """Cancel running trials (recorded as ABANDONED), stop workers and the loop thread."""
+        _open_schedulers.discard(self)
+        core_loop = self._core._loop
+        if self._portal is None and core_loop is not None and core_loop.is_running():
+            raise RuntimeError("this scheduler runs on an asyncio loop: use `await scheduler.aclose()`")
+        if self._portal is None and core_loop is None:
+            self._core.close_unused()
+            asyncio.run(self.runner.aclose())
+            return
+        portal = self._get_portal()
+        try:
+            portal.call(self._core.aclose)
+        finally:
+            portal.stop()
+            self._portal = None
+
+    def __enter__(self) -> AxScheduler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- async API ------------------------------------------------------------------
+    def batch_trial_context_async(self) -> AbstractAsyncContextManager[Batch]:
+        """Async form of :meth:`batch_trial_context` (``async with``)."""
+        return batch_context_async(self._core)
+
+    async def run_optimization_async(self, max_trials: int = 10, timeout: float | None = None) -> Best:
+        """Async form of :meth:`run_optimization`.
+
+        Cancelling the awaiting task cancels the running trials and records them in
+        Ax as ABANDONED.
+        """
+        return await self._core.run_optimization(max_trials, timeout)
+
+    async def wait_for_completed_trials_async(self, timeout: float | None = None) -> list[int]:
+        """Async form of :meth:`wait_for_completed_trials`."""
+        return await self._core.wait_for_completed_trials(timeout)
+
+    async def save_experiment_async(self, path: str | os.PathLike[str]) -> Path:
+        """Async form of :meth:`save_experiment`."""
+        return await self._core.save(path)
+
+    async def aclose(self) -> None:
+        """Async form of :meth:`close`."""
+        _open_schedulers.discard(self)
+        await self._core.aclose()
+
+    async def __aenter__(self) -> AxScheduler:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # -- plumbing -------------------------------------------------------------------
+    def _get_portal(self) -> Portal:
+        with self._portal_lock:
+            if self._portal is None:
+                self._portal = Portal()
+            return self._portal
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return self._get_portal().call(fn, *args)
+
+    def __repr__(self) -> str:
+        return f"AxScheduler(experiment={self._core.ax.experiment_name!r}, runner={self.runner!r})"
+
+
+def _check_picklable(fn: Callable[..., Any], runner: Runner) -> None:
+    try:
+        cloudpickle.dumps(fn)
+    except Exception as exc:
+        raise TypeError(
+            f"objective {getattr(fn, '__qualname__', fn)!r} cannot be pickled to send to"
+            f" {runner!r}'s worker processes ({type(exc).__name__}: {exc}); define it at"
+            " module level without unpicklable captured state"
+        ) from exc
+
+
+_open_schedulers: weakref.WeakSet[AxScheduler] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_schedulers() -> None:
+    """A script that never calls close() still exits promptly, leaving no workers."""
+    for scheduler in list(_open_schedulers):
+        with contextlib.suppress(Exception):
+            scheduler.close()
+
+

@@ -1,0 +1,68 @@
+"""The runner protocol: how the scheduler hands a job to a backend.
+
+A runner runs jobs and reports each job's raw result. It knows nothing about Ax:
+the scheduler generates trials, hands jobs to :meth:`Runner.run`, and records what
+comes back. The local pool, SSH hosts, Slurm and container engines all implement
+this one small interface.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Sequence
+from typing import Any
+
+from .._jobs import Job
+
+
+class Runner(abc.ABC):
+    """Base class of every runner.
+
+    Contract:
+
+    * :attr:`capacity` is how many jobs may run at once; the scheduler never has
+      more than that many :meth:`run` calls in flight.
+    * :meth:`run` returns the objective's raw return value, or raises a
+      :class:`~ax_scheduler.TrialError` subclass for a failure of that one job.
+      Any other exception is treated as a bug and fails the trial too.
+    * Cancelling the task awaiting :meth:`run` must stop the job (kill the
+      process, ``scancel``, ``docker stop``) before the cancellation propagates;
+      the cleanup is shielded and time-bounded inside the runner.
+    * :meth:`start` prepares resources (warm workers, connections) and is
+      idempotent; :meth:`aclose` releases them and stops whatever still runs.
+    """
+
+    #: Short name recorded with each trial (``"joblib"``, ``"slurm"`` ...).
+    kind: str = "runner"
+
+    #: True if objectives travel to other processes (checked with cloudpickle
+    #: when the objective is set, not discovered at the first trial).
+    needs_pickling: bool = False
+
+    @property
+    @abc.abstractmethod
+    def capacity(self) -> int:
+        """How many jobs this runner runs at the same time."""
+
+    async def start(self) -> None:  # noqa: B027 - optional hook, empty by default
+        """Prepare the runner. Called once before the first job; idempotent."""
+
+    @abc.abstractmethod
+    async def run(self, job: Job) -> Any:
+        """Run one job to completion and return the objective's raw result.
+
+        Raises:
+            TrialError: The job failed (objective raised, worker died, ...).
+        """
+
+    async def run_batch(self, jobs: Sequence[Job]) -> list[Awaitable[Any]]:
+        """Submit several jobs together; return one awaitable result per job.
+
+        Backends with native batches (Slurm job arrays) override this to submit
+        them in one call. The default submits nothing up front: each awaitable is
+        a plain :meth:`run` that starts when the scheduler awaits it.
+        """
+        return [self.run(job) for job in jobs]
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, empty by default
+        """Stop whatever still runs and release resources. Idempotent."""

@@ -1,0 +1,184 @@
+"""JobLibRunner: a local pool of worker processes built on joblib's loky executor.
+
+Each slot owns a one-process loky executor. That costs a thread per slot, and buys
+what a shared pool cannot: when a worker dies (segfault, ``os._exit``, OOM kill)
+only the trial on that worker fails, and cancelling one trial kills exactly its
+process. Completion is event-driven: loky resolves a future, asyncio wakes us.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Any
+
+import anyio
+from joblib import cpu_count
+from joblib.externals.loky import ProcessPoolExecutor
+from joblib.externals.loky.process_executor import BrokenProcessPool
+
+from .._exceptions import ObjectiveError, WorkerDiedError
+from .._jobs import Job
+from .._worker import call_objective, ignore_sigint, noop
+from ._base import Runner
+
+BACKENDS = ("loky", "threading")
+
+
+def resolve_n_jobs(n_jobs: int) -> int:
+    """joblib's convention: ``-1`` is all cores, ``-2`` all but one, and so on."""
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0:
+        raise ValueError(f"n_jobs must be a positive int or -1 for all cores, got {n_jobs!r}")
+    cores = cpu_count()
+    resolved = n_jobs if n_jobs > 0 else cores + 1 + n_jobs
+    if resolved < 1:
+        raise ValueError(f"n_jobs={n_jobs} leaves no worker on this machine's {cores} cores")
+    return resolved
+
+
+class _Slot:
+    """One worker: a single-process loky executor, replaced when its process dies."""
+
+    def __init__(self) -> None:
+        self._executor: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()  # warm-up and a first submit may race
+
+    def executor(self) -> ProcessPoolExecutor:
+        # Blocking (starts a process on first submit): call from a thread.
+        with self._lock:
+            if self._executor is None:
+                self._executor = ProcessPoolExecutor(max_workers=1, initializer=ignore_sigint)
+            return self._executor
+
+    def warm(self) -> None:
+        self.executor().submit(noop).result()
+
+    def kill(self) -> None:
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, kill_workers=True)
+
+
+class JobLibRunner(Runner):
+    """Runs function objectives in a pool of local worker processes.
+
+    Args:
+        n_jobs: Number of trials to run at once; ``-1`` means all cores, ``-2``
+            all but one (joblib's convention).
+        backend: ``"loky"`` (default) runs each trial in a worker process: the
+            objective and parameters travel by cloudpickle, so functions from
+            ``__main__``, closures and lambdas work. ``"threading"`` runs trials
+            in threads of the driver, for objectives that release the GIL or
+            wait on I/O; a cancelled thread cannot be killed and runs to its end.
+
+    Raises:
+        ValueError: ``n_jobs`` or ``backend`` is invalid.
+    """
+
+    kind = "joblib"
+
+    def __init__(self, n_jobs: int = 1, backend: str = "loky") -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        self.n_jobs = resolve_n_jobs(n_jobs)
+        self.backend = backend
+        self.needs_pickling = backend == "loky"
+        self._slots = [_Slot() for _ in range(self.n_jobs)] if backend == "loky" else []
+        self._idle: list[_Slot] = list(self._slots)
+        self._threads: Executor | None = None
+        self._started = False
+
+    @property
+    def capacity(self) -> int:
+        """How many trials run at once (``n_jobs``, resolved)."""
+        return self.n_jobs
+
+    def __repr__(self) -> str:
+        return f"JobLibRunner(n_jobs={self.n_jobs}, backend={self.backend!r})"
+
+    async def start(self) -> None:
+        """Start the worker processes so the first trials do not pay for it."""
+        if self._started:
+            return
+        self._started = True
+        if self.backend == "threading":
+            self._threads = ThreadPoolExecutor(self.n_jobs, thread_name_prefix="ax-scheduler-trial")
+            return
+        async with anyio.create_task_group() as group:
+            for slot in self._slots:
+                group.start_soon(anyio.to_thread.run_sync, slot.warm)
+
+    async def run(self, job: Job) -> Any:
+        """Run ``job`` on a free worker and return the objective's result.
+
+        Raises:
+            ObjectiveError: The objective raised; the message is its exception.
+            WorkerDiedError: The worker process died while running the job.
+        """
+        await self.start()
+        if self.backend == "threading":
+            return self._unwrap(await self._run_in_thread(job))
+        slot = self._take_slot()
+        try:
+            outcome = await self._run_on(slot, job)
+        finally:
+            self._idle.append(slot)
+        return self._unwrap(outcome)
+
+    def _take_slot(self) -> _Slot:
+        if not self._idle:  # the scheduler never exceeds capacity
+            raise RuntimeError(f"{self!r}: more concurrent run() calls than n_jobs")
+        return self._idle.pop()
+
+    async def _run_on(self, slot: _Slot, job: Job) -> tuple[str, Any, str]:
+        future = await anyio.to_thread.run_sync(
+            lambda: slot.executor().submit(call_objective, job.objective.fn, job.parameters)
+        )
+        try:
+            return await asyncio.wrap_future(future)
+        except BrokenProcessPool as exc:
+            await anyio.to_thread.run_sync(slot.kill)
+            raise WorkerDiedError(
+                f"worker process died while running trial {job.trial_index}"
+                f" ({_exit_detail(exc)})",
+                details=str(exc),
+            ) from None
+        except asyncio.CancelledError:
+            # Trial timeout, run cancelled, Ctrl-C: kill exactly this trial's
+            # process; the slot gets a fresh one on its next use.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(slot.kill)
+            raise
+        except Exception as exc:  # e.g. the objective could not be pickled
+            raise ObjectiveError(
+                f"could not run objective {job.objective.name} in a worker process:"
+                f" {type(exc).__name__}: {exc}"
+            ) from exc
+
+    async def _run_in_thread(self, job: Job) -> tuple[str, Any, str]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._threads, call_objective, job.objective.fn, job.parameters)
+
+    @staticmethod
+    def _unwrap(outcome: tuple[str, Any, str]) -> Any:
+        status, value, details = outcome
+        if status == "error":
+            raise ObjectiveError(value, details=details)
+        return value
+
+    async def aclose(self) -> None:
+        """Kill every worker process and stop the threads."""
+        with anyio.CancelScope(shield=True):
+            for slot in self._slots:
+                await anyio.to_thread.run_sync(slot.kill)
+        if self._threads is not None:
+            self._threads.shutdown(wait=False, cancel_futures=True)
+        self._started = False
+
+
+def _exit_detail(exc: BaseException) -> str:
+    match = re.search(r"exit codes? of the workers? (?:is|are) \{?([^}\n]*)\}?", str(exc))
+    return f"exit code {match.group(1)}" if match else type(exc).__name__
