@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._core import Scheduler
-    from ._portal import Portal
 
 
 class Batch:
@@ -55,12 +54,13 @@ async def batch_context_async(core: Scheduler) -> AsyncIterator[Batch]:
 
 
 @contextmanager
-def batch_context_sync(core: Scheduler, portal: Portal) -> Iterator[Batch]:
-    """Sync twin of :func:`batch_context_async`, run through the loop thread."""
+def batch_context_sync(core: Scheduler, call: Callable[..., Any]) -> Iterator[Batch]:
+    """Sync twin of :func:`batch_context_async`; ``call`` runs a coroutine function
+    on the scheduler's loop thread and blocks for its result."""
     batch = core.new_batch()
     try:
         yield batch
     except BaseException:
         core.discard_batch(batch)
         raise
-    portal.call(core.submit_batch, batch)
+    call(core.submit_batch, batch)

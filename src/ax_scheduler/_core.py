@@ -403,11 +403,16 @@ def _check_count(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be an int >= 0, got {value!r}")
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def write_atomically(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temp file, fsync and rename: never half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a saved file should not be
         with os.fdopen(fd, "w", encoding="utf-8") as file:
             file.write(text)
             file.flush()
