@@ -85,13 +85,14 @@ class Scheduler:
         """Run a blocking Ax operation on the Ax thread."""
         return await asyncio.wrap_future(self._ax_thread.submit(fn, *args))
 
-    async def _prepare(self) -> None:
+    async def _prepare(self, *, start_runner: bool = True) -> None:
         self._bind_loop()
         if self.objective is None:
             raise ObjectiveNotSetError(
                 "no objective: call set_objective_function(fn) before running trials"
             )
-        await self.runner.start()
+        if start_runner:  # else the first run() starts it, in the background
+            await self.runner.start()
 
     @property
     def running_trials(self) -> list[int]:
@@ -295,7 +296,7 @@ class Scheduler:
         self._batch_open = False
         if not batch.parameters:
             return []
-        await self._prepare()
+        await self._prepare(start_runner=self.config.synchronous)
         trials = await self._attach(batch.parameters)
         batch.trial_indices = [index for index, _ in trials]
         works = None

@@ -1,0 +1,118 @@
+"""Shared fixtures: Ax clients of both APIs, and real local runners."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # loky workers import tests/objectives.py
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")])
+)
+
+logging.getLogger("ax").setLevel(logging.WARNING)
+
+PARAMETERS = [
+    {"name": "x", "type": "range", "bounds": [-2.0, 2.0], "value_type": "float"},
+    {"name": "y", "type": "range", "bounds": [-2.0, 2.0], "value_type": "float"},
+]
+
+
+def sobol_only() -> Any:
+    from ax.adapter.registry import Generators
+    from ax.generation_strategy.generation_strategy import GenerationStep, GenerationStrategy
+
+    return GenerationStrategy(nodes=[GenerationStep(generator=Generators.SOBOL, num_trials=-1)])
+
+
+def legacy_client(*, sobol: bool = True, objectives: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    """The tutorial's client: AxClient with Rosenbrock's x, y in [-2, 2]."""
+    from ax.service.ax_client import AxClient, ObjectiveProperties
+
+    if sobol:
+        kwargs.setdefault("generation_strategy", sobol_only())
+    client = AxClient(verbose_logging=False, **kwargs)
+    client.create_experiment(
+        name="test_experiment",
+        parameters=PARAMETERS,
+        objectives=objectives or {"objective": ObjectiveProperties(minimize=True)},
+    )
+    return client
+
+
+def modern_client(
+    *, sobol: bool = True, objective: str = "-objective", outcome_constraints: list[str] | None = None
+) -> Any:
+    """The same experiment on ax.api.client.Client."""
+    from ax.api.client import Client
+    from ax.api.configs import RangeParameterConfig
+
+    client = Client(random_seed=0)
+    client.configure_experiment(
+        name="test_experiment",
+        parameters=[
+            RangeParameterConfig(name=name, parameter_type="float", bounds=(-2.0, 2.0))
+            for name in ("x", "y")
+        ],
+    )
+    client.configure_optimization(objective=objective, outcome_constraints=outcome_constraints)
+    if sobol:
+        client.set_generation_strategy(sobol_only())
+    return client
+
+
+@pytest.fixture(params=["legacy", "modern"])
+def client_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make_client(client_kind: str) -> Any:
+    return legacy_client if client_kind == "legacy" else modern_client
+
+
+@pytest.fixture
+def scheduler_factory() -> Iterator[Any]:
+    """Builds AxSchedulers and closes every one after the test."""
+    from ax_scheduler import AxScheduler, JobLibRunner
+
+    made: list[Any] = []
+
+    def build(client: Any, runner: Any = None, objective: Any = None, **config: Any) -> Any:
+        scheduler = AxScheduler(client, runner or JobLibRunner(n_jobs=2), config=config)
+        if objective is not None:
+            scheduler.set_objective_function(objective)
+        made.append(scheduler)
+        return scheduler
+
+    yield build
+    for scheduler in made:
+        if scheduler._core._loop is None or not scheduler._core._loop.is_running():
+            scheduler.close()
+
+
+def statuses(client: Any) -> dict[int, str]:
+    experiment = client.experiment if hasattr(client, "experiment") else client._experiment
+    return {index: trial.status.name for index, trial in experiment.trials.items()}
+
+
+def experiment_of(client: Any) -> Any:
+    return client.experiment if hasattr(client, "experiment") else client._experiment
+
+
+def worker_pids() -> set[int]:
+    """Live loky worker processes that are children of this test process."""
+    import psutil
+
+    return {
+        child.pid
+        for child in psutil.Process().children(recursive=True)
+        if child.is_running() and child.status() != psutil.STATUS_ZOMBIE
+        and "loky" in " ".join(child.cmdline())
+    }

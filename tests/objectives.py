@@ -1,0 +1,87 @@
+"""Objective functions for tests. Module-level so loky workers can import them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+
+def rosenbrock(p: dict[str, Any]) -> float:
+    return (1 - p["x"]) ** 2 + 100 * (p["y"] - p["x"] ** 2) ** 2
+
+
+def rosenbrock_dict(p: dict[str, Any]) -> dict[str, float]:
+    return {"objective": rosenbrock(p)}
+
+
+def rosenbrock_bare(p: dict[str, Any]) -> float:
+    return rosenbrock(p)
+
+
+def rosenbrock_with_sem(p: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    return {"objective": (rosenbrock(p), 0.0)}
+
+
+def slow_rosenbrock(p: dict[str, Any]) -> dict[str, float]:
+    time.sleep(0.3)
+    return rosenbrock_dict(p)
+
+
+def sleep_forever(p: dict[str, Any]) -> dict[str, float]:
+    """Writes its pid so a test can check the process was killed."""
+    marker = os.environ.get("AX_SCHEDULER_TEST_PID_DIR")
+    if marker:
+        with open(os.path.join(marker, f"{os.getpid()}.pid"), "w") as file:
+            file.write(str(os.getpid()))
+    time.sleep(3600)
+    return rosenbrock_dict(p)
+
+
+def fails_when_x_negative(p: dict[str, Any]) -> dict[str, float]:
+    if p["x"] < 0:
+        raise ZeroDivisionError(f"simulated crash at x={p['x']}")
+    return rosenbrock_dict(p)
+
+
+def dies_when_x_negative(p: dict[str, Any]) -> dict[str, float]:
+    if p["x"] < 0:
+        os._exit(13)
+    time.sleep(0.5)
+    return rosenbrock_dict(p)
+
+
+def segfaults_when_x_negative(p: dict[str, Any]) -> dict[str, float]:
+    if p["x"] < 0:
+        import ctypes
+
+        ctypes.string_at(0)
+    time.sleep(0.5)
+    return rosenbrock_dict(p)
+
+
+def returns_by_x(p: dict[str, Any]) -> Any:
+    """Bad results chosen by x: missing metric, NaN, a string, or fine."""
+    x = p["x"]
+    if x == -1.0:
+        return {"other": 1.0}
+    if x == -0.5:
+        return {"objective": float("nan")}
+    if x == 0.0:
+        return {"objective": "high"}
+    return {"objective": rosenbrock(p), "not_a_metric": 3}
+
+
+def two_objectives(p: dict[str, Any]) -> dict[str, float]:
+    return {"a": (p["x"] - 1) ** 2 + p["y"] ** 2, "b": (p["x"] + 1) ** 2 + p["y"] ** 2}
+
+
+async def async_rosenbrock(p: dict[str, Any]) -> dict[str, float]:
+    await asyncio.sleep(0.05)
+    return rosenbrock_dict(p)
+
+
+async def async_fails(p: dict[str, Any]) -> dict[str, float]:
+    await asyncio.sleep(0)
+    raise RuntimeError("async objective broke")
