@@ -114,5 +114,5 @@ def worker_pids() -> set[int]:
         child.pid
         for child in psutil.Process().children(recursive=True)
         if child.is_running() and child.status() != psutil.STATUS_ZOMBIE
-        and "loky" in " ".join(child.cmdline())
+        and "popen_loky" in " ".join(child.cmdline())
     }

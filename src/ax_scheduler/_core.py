@@ -91,7 +91,9 @@ class Scheduler:
             raise ObjectiveNotSetError(
                 "no objective: call set_objective_function(fn) before running trials"
             )
-        if start_runner:  # else the first run() starts it, in the background
+        # An unsynchronous batch lets its first run() start the runner in the
+        # background; async objectives run on the loop and need no runner.
+        if start_runner and not self.objective.is_async:
             await self.runner.start()
 
     @property

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
 import json
 import logging
@@ -17,6 +16,7 @@ from typing import Any
 
 import cloudpickle
 
+from . import _shutdown
 from ._ax import AxAdapter, client_from_snapshot
 from ._batch import Batch, batch_context_async, batch_context_sync
 from ._config import SchedulerConfig
@@ -269,7 +269,7 @@ class AxScheduler:
         try:
             return self._get_portal().call(fn, *args)
         finally:
-            _register_exit_hook()
+            _shutdown.arm()
 
     def __repr__(self) -> str:
         return f"AxScheduler(experiment={self._core.ax.experiment_name!r}, runner={self.runner!r})"
@@ -289,7 +289,6 @@ def _check_picklable(fn: Callable[..., Any], runner: Runner) -> None:
 #: Strong references: a scheduler whose variable went out of scope may still run
 #: background trials, and must still be closed (trials recorded, workers stopped).
 _open_schedulers: set[AxScheduler] = set()
-_exit_hook_registered = False
 
 
 def _close_open_schedulers() -> None:
@@ -301,19 +300,4 @@ def _close_open_schedulers() -> None:
             logger.exception("closing %r at exit failed", scheduler)
 
 
-def _register_exit_hook() -> None:
-    """Close open schedulers at interpreter exit, before worker pools are joined.
-
-    threading's exit hooks run in reverse registration order, before non-daemon
-    threads are joined. loky registers one (at its first pool) that waits for
-    running jobs, which would keep a finished script alive until its background
-    trials end. Registering ours after the runner started puts it first.
-    """
-    global _exit_hook_registered
-    if _exit_hook_registered:
-        return
-    _exit_hook_registered = True
-    register = getattr(threading, "_register_atexit", atexit.register)
-    register(_close_open_schedulers)
-
-
+_shutdown.on_exit(_close_open_schedulers)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-from concurrent.futures import Executor, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
 
 import anyio
@@ -19,6 +20,7 @@ from joblib import cpu_count
 from joblib.externals.loky import ProcessPoolExecutor
 from joblib.externals.loky.process_executor import BrokenProcessPool
 
+from .. import _shutdown
 from .._exceptions import ObjectiveError, WorkerDiedError
 from .._jobs import Job
 from .._worker import call_objective, ignore_sigint, noop
@@ -31,8 +33,10 @@ def resolve_n_jobs(n_jobs: int) -> int:
     """joblib's convention: ``-1`` is all cores, ``-2`` all but one, and so on."""
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0:
         raise ValueError(f"n_jobs must be a positive int or -1 for all cores, got {n_jobs!r}")
-    cores = cpu_count()
-    resolved = n_jobs if n_jobs > 0 else cores + 1 + n_jobs
+    if n_jobs > 0:
+        return n_jobs
+    cores = cpu_count()  # reads cgroup files: only when asked for "all cores"
+    resolved = cores + 1 + n_jobs
     if resolved < 1:
         raise ValueError(f"n_jobs={n_jobs} leaves no worker on this machine's {cores} cores")
     return resolved
@@ -45,21 +49,25 @@ class _Slot:
         self._executor: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()  # warm-up and a first submit may race
 
-    def executor(self) -> ProcessPoolExecutor:
-        # Blocking (starts a process on first submit): call from a thread.
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        # Blocking (a new pool starts its process here): call from a thread.
         with self._lock:
+            fresh = self._executor is None
             if self._executor is None:
                 self._executor = ProcessPoolExecutor(max_workers=1, initializer=ignore_sigint)
-            return self._executor
+            future = self._executor.submit(fn, *args)
+        if fresh:
+            _shutdown.arm()  # loky just registered its exit hook; ours must run first
+        return future
 
     def warm(self) -> None:
-        self.executor().submit(noop).result()
+        self.submit(noop).result()
 
     def kill(self) -> None:
         with self._lock:
             executor, self._executor = self._executor, None
         if executor is not None:
-            executor.shutdown(wait=False, kill_workers=True)
+            executor.shutdown(wait=True, kill_workers=True)
 
 
 class JobLibRunner(Runner):
@@ -89,7 +97,7 @@ class JobLibRunner(Runner):
         self._slots = [_Slot() for _ in range(self.n_jobs)] if backend == "loky" else []
         self._idle: list[_Slot] = list(self._slots)
         self._threads: Executor | None = None
-        self._started = False
+        self._ready: anyio.Event | None = None
 
     @property
     def capacity(self) -> int:
@@ -101,15 +109,19 @@ class JobLibRunner(Runner):
 
     async def start(self) -> None:
         """Start the worker processes so the first trials do not pay for it."""
-        if self._started:
+        if self._ready is not None:
+            await self._ready.wait()  # no job may queue behind a warm-up
             return
-        self._started = True
-        if self.backend == "threading":
-            self._threads = ThreadPoolExecutor(self.n_jobs, thread_name_prefix="ax-scheduler-trial")
-            return
-        async with anyio.create_task_group() as group:
-            for slot in self._slots:
-                group.start_soon(anyio.to_thread.run_sync, slot.warm)
+        self._ready = anyio.Event()
+        try:
+            if self.backend == "threading":
+                self._threads = ThreadPoolExecutor(self.n_jobs, thread_name_prefix="ax-scheduler-trial")
+                return
+            async with anyio.create_task_group() as group:
+                for slot in self._slots:
+                    group.start_soon(anyio.to_thread.run_sync, slot.warm)
+        finally:
+            self._ready.set()
 
     async def run(self, job: Job) -> Any:
         """Run ``job`` on a free worker and return the objective's result.
@@ -135,7 +147,7 @@ class JobLibRunner(Runner):
 
     async def _run_on(self, slot: _Slot, job: Job) -> tuple[str, Any, str]:
         future = await anyio.to_thread.run_sync(
-            lambda: slot.executor().submit(call_objective, job.objective.fn, job.parameters)
+            slot.submit, call_objective, job.objective.fn, job.parameters
         )
         try:
             return await asyncio.wrap_future(future)
@@ -176,7 +188,8 @@ class JobLibRunner(Runner):
                 await anyio.to_thread.run_sync(slot.kill)
         if self._threads is not None:
             self._threads.shutdown(wait=False, cancel_futures=True)
-        self._started = False
+            self._threads = None
+        self._ready = None
 
 
 def _exit_detail(exc: BaseException) -> str:

@@ -1,0 +1,126 @@
+"""The async API on the caller's loop: responsive, cancellable, embeddable."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import objectives
+import pytest
+from conftest import experiment_of, legacy_client, statuses, worker_pids
+
+from ax_scheduler import AxScheduler, EventLoopMismatchError, JobLibRunner
+
+
+@pytest.fixture
+def no_blocking_calls_in_loop() -> Iterator[None]:
+    """Fail on any blocking call made inside the event loop (blockbuster)."""
+    from blockbuster import BlockBuster
+
+    buster = BlockBuster(scanned_modules=["ax_scheduler"])
+    buster.activate()
+    try:
+        yield
+    finally:
+        buster.deactivate()
+
+
+async def heartbeat(gaps: list[float]) -> None:
+    while True:
+        before = time.perf_counter()
+        await asyncio.sleep(0.01)
+        gaps.append(time.perf_counter() - before - 0.01)
+
+
+@pytest.mark.slow
+async def test_loop_stays_responsive_while_botorch_fits(no_blocking_calls_in_loop: None) -> None:
+    client = legacy_client(sobol=False)  # Sobol, then BoTorch fitting per candidate
+    gaps: list[float] = []
+    ticker = asyncio.create_task(heartbeat(gaps))
+    async with AxScheduler(client, JobLibRunner(n_jobs=4)) as scheduler:
+        scheduler.set_objective_function(objectives.rosenbrock_dict)
+        await scheduler.run_optimization_async(max_trials=12)
+    ticker.cancel()
+
+    generators = {t.generator_runs[0]._generator_key for t in experiment_of(client).trials.values()}
+    assert "BoTorch" in generators and len(statuses(client)) == 12
+    assert max(gaps) < 0.1, f"largest gap {max(gaps) * 1000:.0f} ms"
+
+
+async def test_async_batch_and_wait(make_client: Any, no_blocking_calls_in_loop: None) -> None:
+    client = make_client()
+    async with AxScheduler(client, JobLibRunner(n_jobs=2), {"synchronous": False}) as scheduler:
+        scheduler.set_objective_function(objectives.slow_rosenbrock)
+        async with scheduler.batch_trial_context_async() as batch:
+            batch.add_trial({"x": 0.5, "y": 0.5})
+            batch.add_trial({"x": -0.5, "y": 0.5})
+        assert scheduler.running_trials == [0, 1]
+        assert await scheduler.wait_for_completed_trials_async() == [0, 1]
+    assert [t.objective_mean for t in experiment_of(client).trials.values()] == [6.5, 8.5]
+
+
+async def test_async_objectives_run_on_the_loop(make_client: Any) -> None:
+    client = make_client()
+    async with AxScheduler(client, JobLibRunner(n_jobs=3)) as scheduler:
+        scheduler.set_objective_function(objectives.async_rosenbrock)
+        started = time.monotonic()
+        async with scheduler.batch_trial_context_async() as batch:
+            for x in (0.5, -0.5, 0.0):
+                batch.add_trial({"x": x, "y": 0.5})
+        assert time.monotonic() - started < 3 * 0.05 + 0.1  # concurrently
+        scheduler.set_objective_function(objectives.async_fails)
+        await scheduler.run_optimization_async(max_trials=1)
+    trials = experiment_of(client).trials
+    assert trials[0].objective_mean == 6.5
+    assert trials[3].status_reason == "RuntimeError: async objective broke"
+
+
+async def test_cancelling_run_optimization_abandons_trials_and_kills_workers(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AX_SCHEDULER_TEST_PID_DIR", str(tmp_path))
+    client = legacy_client()
+    scheduler = AxScheduler(client, JobLibRunner(n_jobs=2))
+    scheduler.set_objective_function(objectives.sleep_forever)
+
+    run = asyncio.create_task(scheduler.run_optimization_async(max_trials=4))
+    while len(list(tmp_path.glob("*.pid"))) < 2:  # both trials are in their objective
+        await asyncio.sleep(0.05)
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+
+    assert statuses(client) == {0: "ABANDONED", 1: "ABANDONED"}
+    assert "cancelled" in experiment_of(client).trials[0].status_reason
+    trial_pids = {int(p.stem) for p in tmp_path.glob("*.pid")}
+    await asyncio.sleep(0.5)
+    assert not trial_pids & worker_pids()  # the processes running the trials are gone
+    await scheduler.aclose()
+    assert not worker_pids()
+
+
+def test_sync_api_works_inside_a_running_event_loop() -> None:
+    client = legacy_client()
+
+    async def notebook_cell() -> Any:
+        # Jupyter runs cells inside its loop; the sync API must not need that loop.
+        with AxScheduler(client, JobLibRunner(n_jobs=2)) as scheduler:
+            scheduler.set_objective_function(objectives.rosenbrock_dict)
+            with scheduler.batch_trial_context() as batch:
+                batch.add_trial({"x": 0.5, "y": 0.5})
+            return scheduler.run_optimization(max_trials=2)
+
+    best = asyncio.run(notebook_cell())
+    assert set(best) == {"x", "y"}
+    assert list(statuses(client).values()) == ["COMPLETED"] * 3
+
+
+def test_mixing_sync_and_async_use_is_refused() -> None:
+    client = legacy_client()
+    with AxScheduler(client, JobLibRunner(n_jobs=1)) as scheduler:
+        scheduler.set_objective_function(objectives.rosenbrock_dict)
+        scheduler.run_optimization(max_trials=1)
+        with pytest.raises(EventLoopMismatchError, match="one\\s+scheduler per event loop"):
+            asyncio.run(scheduler.run_optimization_async(max_trials=1))

@@ -1,0 +1,92 @@
+"""Closing: explicit, by context manager, and by simply ending the script."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import objectives
+import pytest
+from conftest import legacy_client, statuses, worker_pids
+
+from ax_scheduler import AxScheduler, JobLibRunner, SchedulerClosedError
+
+SCRIPT = textwrap.dedent(
+    """
+    import os, sys, time
+    sys.path.insert(0, {tests!r})
+    from conftest import legacy_client
+    from ax_scheduler import AxScheduler, JobLibRunner
+
+    def objective(p):
+        with open(os.path.join({out!r}, f"{{os.getpid()}}.pid"), "w"):
+            pass
+        time.sleep(600)
+
+    client = legacy_client()
+    scheduler = AxScheduler(client, JobLibRunner(n_jobs=2), config={{"synchronous": False}})
+    scheduler.set_objective_function(objective)
+    with scheduler.batch_trial_context() as batch:
+        batch.add_trial({{"x": 0.5, "y": 0.5}})
+        batch.add_trial({{"x": 0.1, "y": 0.5}})
+    while len(os.listdir({out!r})) < 2:
+        time.sleep(0.05)
+    print("script ends", flush=True)
+    """
+)
+
+
+@pytest.mark.slow
+def test_script_that_never_closes_exits_promptly_and_leaves_no_workers(tmp_path: Path) -> None:
+    import psutil
+
+    out = tmp_path / "pids"
+    out.mkdir()
+    script = tmp_path / "never_closes.py"
+    script.write_text(SCRIPT.format(tests=str(Path(__file__).parent), out=str(out)))
+
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+    )
+    finished = time.monotonic()
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "script ends" in result.stdout
+    assert "trial 0 abandoned: cancelled: the scheduler was closed" in result.stderr
+    pids = [int(p.stem) for p in out.glob("*.pid")]
+    assert len(pids) == 2
+    while any(psutil.pid_exists(pid) for pid in pids) and time.monotonic() - finished < 5:
+        time.sleep(0.1)
+    assert not any(psutil.pid_exists(pid) for pid in pids)
+
+
+def test_context_manager_closes_and_refuses_further_use() -> None:
+    client = legacy_client()
+    with AxScheduler(client, JobLibRunner(n_jobs=2)) as scheduler:
+        scheduler.set_objective_function(objectives.rosenbrock_dict)
+        scheduler.run_optimization(max_trials=2)
+        assert worker_pids()
+    assert not worker_pids()
+    with pytest.raises(SchedulerClosedError, match="closed"):
+        scheduler.run_optimization(max_trials=1)
+
+
+def test_close_abandons_background_trials(scheduler_factory: Any) -> None:
+    client = legacy_client()
+    scheduler = scheduler_factory(client, objective=objectives.sleep_forever, synchronous=False)
+    with scheduler.batch_trial_context() as batch:
+        batch.add_trial({"x": 0.5, "y": 0.5})
+    scheduler.close()
+    assert statuses(client) == {0: "ABANDONED"}
+    assert not worker_pids()
+
+
+def test_closing_an_unused_scheduler_is_cheap() -> None:
+    scheduler = AxScheduler(legacy_client(), JobLibRunner(n_jobs=2))
+    scheduler.close()
+    scheduler.close()  # idempotent
+    assert not worker_pids()
