@@ -38,6 +38,10 @@ both tools (lazy imports inside Ax), creating the Ax client and experiment, star
 the worker processes (pool start-up), and closing schedulers / shutting pools down.
 Included for ax-scheduler: everything ``run_optimization`` does, including starting
 its event-loop thread on the first call and returning the best parameters.
+
+Every timed call is checked afterwards: Ax must hold exactly N COMPLETED trials.
+Wall times on a small machine move by 10-20 % with other load; compare tools
+within one run (they are interleaved for that reason), not across runs.
 """
 
 from __future__ import annotations
@@ -112,6 +116,8 @@ def silence_ax() -> None:
 
 def make_client() -> AxClient:
     """A legacy AxClient with a Sobol-only strategy and the Rosenbrock experiment."""
+    # Ax 1.3.1: GenerationStrategy takes ``nodes=`` (no ``steps=``); GenerationStep
+    # is a factory returning a GenerationNode.
     strategy = GenerationStrategy(nodes=[GenerationStep(generator=Generators.SOBOL, num_trials=-1)])
     client = AxClient(generation_strategy=strategy, verbose_logging=False)
     client.create_experiment(

@@ -93,8 +93,7 @@ def scheduler_factory() -> Iterator[Any]:
 
     yield build
     for scheduler in made:
-        if scheduler._core._loop is None or not scheduler._core._loop.is_running():
-            scheduler.close()
+        scheduler.close()
 
 
 def statuses(client: Any) -> dict[int, str]:
@@ -116,3 +115,16 @@ def worker_pids() -> set[int]:
         if child.is_running() and child.status() != psutil.STATUS_ZOMBIE
         and "popen_loky" in " ".join(child.cmdline())
     }
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_workers() -> Iterator[None]:
+    """Every test must leave no worker process behind (after its fixtures closed)."""
+    import time
+
+    before = worker_pids()
+    yield
+    deadline = time.monotonic() + 5
+    while (leaked := worker_pids() - before) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not leaked, f"worker processes left running: {sorted(leaked)}"
