@@ -31,7 +31,9 @@ def sobol_only() -> Any:
     return GenerationStrategy(nodes=[GenerationStep(generator=Generators.SOBOL, num_trials=-1)])
 
 
-def legacy_client(*, sobol: bool = True, objectives: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+def legacy_client(
+    *, sobol: bool = True, objectives: dict[str, Any] | None = None, **kwargs: Any
+) -> Any:
     """The tutorial's client: AxClient with Rosenbrock's x, y in [-2, 2]."""
     from ax.service.ax_client import AxClient, ObjectiveProperties
 
@@ -47,7 +49,10 @@ def legacy_client(*, sobol: bool = True, objectives: dict[str, Any] | None = Non
 
 
 def modern_client(
-    *, sobol: bool = True, objective: str = "-objective", outcome_constraints: list[str] | None = None
+    *,
+    sobol: bool = True,
+    objective: str = "-objective",
+    outcome_constraints: list[str] | None = None,
 ) -> Any:
     """The same experiment on ax.api.client.Client."""
     from ax.api.client import Client
@@ -112,7 +117,8 @@ def worker_pids() -> set[int]:
     return {
         child.pid
         for child in psutil.Process().children(recursive=True)
-        if child.is_running() and child.status() != psutil.STATUS_ZOMBIE
+        if child.is_running()
+        and child.status() != psutil.STATUS_ZOMBIE
         and "popen_loky" in " ".join(child.cmdline())
     }
 

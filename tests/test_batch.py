@@ -6,16 +6,23 @@ import re
 import time
 from typing import Any
 
-import objectives
 import pytest
+
+import objectives
+from ax_scheduler import InvalidParametersError
 from conftest import experiment_of, legacy_client, statuses
 
-from ax_scheduler import InvalidParametersError
+POINTS = [
+    {"x": 0.5, "y": 0.5},
+    {"x": -0.5, "y": 0.5},
+    {"x": 0.5, "y": -0.5},
+    {"x": -0.5, "y": -0.5},
+]
 
-POINTS = [{"x": 0.5, "y": 0.5}, {"x": -0.5, "y": 0.5}, {"x": 0.5, "y": -0.5}, {"x": -0.5, "y": -0.5}]
 
-
-def test_batch_trials_are_attached_in_add_order_and_recorded(make_client: Any, scheduler_factory: Any) -> None:
+def test_batch_trials_are_attached_in_add_order_and_recorded(
+    make_client: Any, scheduler_factory: Any
+) -> None:
     client = make_client()
     scheduler = scheduler_factory(client, objective=objectives.rosenbrock_dict)
 
@@ -102,7 +109,9 @@ def test_nested_batches_are_refused(scheduler_factory: Any) -> None:
             pass
 
 
-def test_trials_from_get_next_trial_are_run_not_duplicated(make_client: Any, scheduler_factory: Any) -> None:
+def test_trials_from_get_next_trial_are_run_not_duplicated(
+    make_client: Any, scheduler_factory: Any
+) -> None:
     client = make_client()
     scheduler = scheduler_factory(client, objective=objectives.rosenbrock_dict)
 
@@ -124,7 +133,9 @@ def test_unsynchronous_batch_returns_at_once_and_wait_completes_it(scheduler_fac
     from ax_scheduler import JobLibRunner
 
     client = legacy_client()
-    scheduler = scheduler_factory(client, JobLibRunner(n_jobs=2), objectives.slow_rosenbrock, synchronous=False)
+    scheduler = scheduler_factory(
+        client, JobLibRunner(n_jobs=2), objectives.slow_rosenbrock, synchronous=False
+    )
 
     started = time.monotonic()
     with scheduler.batch_trial_context() as batch:

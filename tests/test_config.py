@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import legacy_client
 
 from ax_scheduler import AxScheduler, ConfigError, JobLibRunner, SchedulerConfig
+from conftest import legacy_client
 
 
 def test_defaults() -> None:
@@ -20,16 +20,24 @@ def test_legacy_name_for_trial_timeout_is_accepted() -> None:
 
 
 def test_unknown_key_lists_allowed_keys() -> None:
-    with pytest.raises(ConfigError, match="unknown config key 'synchronus'; allowed keys: .*synchronous"):
+    with pytest.raises(
+        ConfigError, match=r"unknown config key 'synchronus'; allowed keys: .*synchronous"
+    ):
         SchedulerConfig.from_user({"synchronus": False})
 
 
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"monitoring_interval": -1}, "config['monitoring_interval']: input should be greater than 0, got -1"),
+        (
+            {"monitoring_interval": -1},
+            "config['monitoring_interval']: input should be greater than 0, got -1",
+        ),
         ({"synchronous": "sometimes"}, "config['synchronous']: input should be a valid boolean"),
-        ({"max_parallel_trials": 0}, "config['max_parallel_trials']: input should be greater than 0, got 0"),
+        (
+            {"max_parallel_trials": 0},
+            "config['max_parallel_trials']: input should be greater than 0, got 0",
+        ),
         ({"trial_timeout": "soon"}, "config['trial_timeout']"),
     ],
 )
@@ -51,13 +59,17 @@ def test_config_must_be_a_mapping() -> None:
 
 
 def test_max_parallel_trials_caps_the_runner_capacity() -> None:
-    scheduler = AxScheduler(legacy_client(), JobLibRunner(n_jobs=4), config={"max_parallel_trials": 2})
+    scheduler = AxScheduler(
+        legacy_client(), JobLibRunner(n_jobs=4), config={"max_parallel_trials": 2}
+    )
     assert scheduler._core.capacity == 2
     scheduler.close()
 
 
 def test_wrong_client_and_runner_types_are_named() -> None:
-    with pytest.raises(TypeError, match="needs an ax.service.ax_client.AxClient or an ax.api.client.Client"):
+    with pytest.raises(
+        TypeError, match=r"needs an ax\.service\.ax_client\.AxClient or an ax\.api\.client\.Client"
+    ):
         AxScheduler(object(), JobLibRunner(n_jobs=1))
     with pytest.raises(TypeError, match="runner must be an ax_scheduler runner"):
         AxScheduler(legacy_client(), "local")  # type: ignore[arg-type]

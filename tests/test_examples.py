@@ -26,7 +26,9 @@ def run_example(name: str, cwd: Path) -> str:
 
 
 @pytest.mark.slow
-def test_tutorial_complete_example_prints_batch_results_and_saves_ten_trials(tmp_path: Path) -> None:
+def test_tutorial_complete_example_prints_batch_results_and_saves_ten_trials(
+    tmp_path: Path,
+) -> None:
     from ax.service.ax_client import AxClient
 
     out = run_example("batch_trial_submission.py", tmp_path)

@@ -9,11 +9,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import objectives
 import pytest
-from conftest import legacy_client, statuses, worker_pids
 
+import objectives
 from ax_scheduler import AxScheduler, JobLibRunner, SchedulerClosedError
+from conftest import legacy_client, statuses, worker_pids
 
 SCRIPT = textwrap.dedent(
     """

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import objectives
 import pytest
-from conftest import experiment_of, statuses
 
+import objectives
 from ax_scheduler import AxScheduler, JobLibRunner
+from conftest import experiment_of, statuses
 
 
 def test_save_then_load_continues_the_run(make_client: Any, tmp_path: Path) -> None:
@@ -59,7 +59,9 @@ def test_loading_something_else_is_a_clear_error(tmp_path: Path) -> None:
         AxScheduler.load_experiment(path, JobLibRunner(n_jobs=1))
 
 
-def test_a_failed_write_leaves_the_previous_file_intact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_write_leaves_the_previous_file_intact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ax_scheduler import _core
 
     path = tmp_path / "run.json"

@@ -13,7 +13,8 @@ def test_all_lists_exactly_the_public_names() -> None:
     public = {
         name
         for name in dir(ax_scheduler)
-        if not name.startswith("_") and not isinstance(getattr(ax_scheduler, name), types.ModuleType)
+        if not name.startswith("_")
+        and not isinstance(getattr(ax_scheduler, name), types.ModuleType)
     }
     public -= {"annotations", "TYPE_CHECKING", "Any"}
     assert sorted(ax_scheduler.__all__) == ax_scheduler.__all__
@@ -24,5 +25,7 @@ def test_all_lists_exactly_the_public_names() -> None:
 
 def test_worker_side_import_does_not_load_ax() -> None:
     code = "import sys, ax_scheduler._worker; print('ax' in sys.modules, 'torch' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.split() == ["False", "False"]

@@ -5,14 +5,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import objectives
 import pytest
+
+import objectives
+from ax_scheduler import JobLibRunner, ObjectiveNotSetError, OptimizationStalledError
 from conftest import experiment_of, legacy_client, modern_client, statuses
 
-from ax_scheduler import JobLibRunner, ObjectiveNotSetError, OptimizationStalledError
 
-
-def test_runs_n_new_trials_and_returns_best_parameters(make_client: Any, scheduler_factory: Any) -> None:
+def test_runs_n_new_trials_and_returns_best_parameters(
+    make_client: Any, scheduler_factory: Any
+) -> None:
     client = make_client()
     scheduler = scheduler_factory(client, objective=objectives.rosenbrock_dict)
 
@@ -20,7 +22,8 @@ def test_runs_n_new_trials_and_returns_best_parameters(make_client: Any, schedul
     best_again = scheduler.run_optimization(max_trials=2)
 
     experiment = experiment_of(client)
-    assert set(statuses(client).values()) == {"COMPLETED"} and len(experiment.trials) == 8
+    assert set(statuses(client).values()) == {"COMPLETED"}
+    assert len(experiment.trials) == 8
     values = {i: t.objective_mean for i, t in experiment.trials.items()}
     assert set(best_again) == {"x", "y"}
     assert objectives.rosenbrock(best_again) == min(values.values())
@@ -28,7 +31,9 @@ def test_runs_n_new_trials_and_returns_best_parameters(make_client: Any, schedul
 
 
 @pytest.mark.parametrize("objective", [objectives.rosenbrock_bare, objectives.rosenbrock_with_sem])
-def test_bare_numbers_and_mean_sem_pairs_are_accepted(objective: Any, scheduler_factory: Any) -> None:
+def test_bare_numbers_and_mean_sem_pairs_are_accepted(
+    objective: Any, scheduler_factory: Any
+) -> None:
     client = legacy_client()
     scheduler_factory(client, objective=objective).run_optimization(max_trials=2)
     assert set(statuses(client).values()) == {"COMPLETED"}
@@ -48,7 +53,9 @@ def test_keeps_every_slot_busy(scheduler_factory: Any) -> None:
     assert elapsed < 1.5
 
 
-def test_failing_objective_marks_trial_failed_and_run_goes_on(scheduler_factory: Any, caplog: Any) -> None:
+def test_failing_objective_marks_trial_failed_and_run_goes_on(
+    scheduler_factory: Any, caplog: Any
+) -> None:
     client = legacy_client()
     scheduler = scheduler_factory(client, objective=objectives.fails_when_x_negative)
 
@@ -76,7 +83,9 @@ def test_failing_objective_marks_trial_failed_and_run_goes_on(scheduler_factory:
         (0.0, "metric 'objective': value must be a number, got 'high' (str)"),
     ],
 )
-def test_bad_results_fail_the_trial_naming_metric_and_value(x: float, reason: str, scheduler_factory: Any) -> None:
+def test_bad_results_fail_the_trial_naming_metric_and_value(
+    x: float, reason: str, scheduler_factory: Any
+) -> None:
     client = legacy_client()
     scheduler = scheduler_factory(client, objective=objectives.returns_by_x)
     with scheduler.batch_trial_context() as batch:
@@ -100,7 +109,9 @@ def test_dead_worker_fails_only_its_trial_and_pool_recovers(scheduler_factory: A
 
     trials = experiment_of(client).trials
     assert [trials[i].status.name for i in range(3)] == ["COMPLETED", "FAILED", "COMPLETED"]
-    assert "worker process died while running trial 1 (exit code EXIT(13))" in trials[1].status_reason
+    assert (
+        "worker process died while running trial 1 (exit code EXIT(13))" in trials[1].status_reason
+    )
 
     with scheduler.batch_trial_context() as batch:  # the dead slot got a fresh worker
         for x in (0.1, 0.2, 0.3):
@@ -111,12 +122,15 @@ def test_dead_worker_fails_only_its_trial_and_pool_recovers(scheduler_factory: A
 
 def test_segfault_in_objective_fails_only_that_trial(scheduler_factory: Any) -> None:
     client = legacy_client()
-    scheduler = scheduler_factory(client, JobLibRunner(n_jobs=2), objectives.segfaults_when_x_negative)
+    scheduler = scheduler_factory(
+        client, JobLibRunner(n_jobs=2), objectives.segfaults_when_x_negative
+    )
     with scheduler.batch_trial_context() as batch:
         batch.add_trial({"x": -1.0, "y": 1.0})
         batch.add_trial({"x": 1.0, "y": 1.0})
     trials = experiment_of(client).trials
-    assert trials[0].status.name == "FAILED" and "SIGSEGV" in trials[0].status_reason
+    assert trials[0].status.name == "FAILED"
+    assert "SIGSEGV" in trials[0].status_reason
     assert trials[1].status.name == "COMPLETED"
 
 
@@ -165,7 +179,7 @@ def test_stalls_with_a_clear_error_when_pending_trials_block_ax(scheduler_factor
     client = legacy_client(sobol=False)  # default strategy: BoTorch allows 3 pending
     scheduler = scheduler_factory(client, objective=objectives.rosenbrock_dict)
     for _ in range(5):
-        parameters, index = client.get_next_trial()  # Sobol, never completed
+        client.get_next_trial()  # Sobol, never completed
 
     with pytest.raises(OptimizationStalledError, match="get_next_trial"):
         scheduler.run_optimization(max_trials=1)
@@ -187,12 +201,16 @@ def test_multi_objective_returns_pareto_parameterizations(scheduler_factory: Any
     from ax.service.ax_client import ObjectiveProperties
 
     client = legacy_client(
-        objectives={"a": ObjectiveProperties(minimize=True, threshold=20.0), "b": ObjectiveProperties(minimize=True, threshold=20.0)}
+        objectives={
+            "a": ObjectiveProperties(minimize=True, threshold=20.0),
+            "b": ObjectiveProperties(minimize=True, threshold=20.0),
+        }
     )
     scheduler = scheduler_factory(client, objective=objectives.two_objectives)
     front = scheduler.run_optimization(max_trials=6)
 
-    assert isinstance(front, list) and front
+    assert isinstance(front, list)
+    assert front
     assert all(set(params) == {"x", "y"} for params in front)
 
 
@@ -200,7 +218,10 @@ def test_bare_number_for_multi_objective_fails_with_advice(scheduler_factory: An
     from ax.service.ax_client import ObjectiveProperties
 
     client = legacy_client(
-        objectives={"a": ObjectiveProperties(minimize=True, threshold=20.0), "b": ObjectiveProperties(minimize=True, threshold=20.0)}
+        objectives={
+            "a": ObjectiveProperties(minimize=True, threshold=20.0),
+            "b": ObjectiveProperties(minimize=True, threshold=20.0),
+        }
     )
     scheduler_factory(client, objective=objectives.rosenbrock_bare).run_optimization(max_trials=1)
     reason = experiment_of(client).trials[0].status_reason
@@ -209,8 +230,11 @@ def test_bare_number_for_multi_objective_fails_with_advice(scheduler_factory: An
 
 def test_modern_client_multi_objective(scheduler_factory: Any) -> None:
     client = modern_client(objective="-a, -b", outcome_constraints=["a <= 20", "b <= 20"])
-    front = scheduler_factory(client, objective=objectives.two_objectives).run_optimization(max_trials=4)
-    assert isinstance(front, list) and all(set(p) == {"x", "y"} for p in front)
+    front = scheduler_factory(client, objective=objectives.two_objectives).run_optimization(
+        max_trials=4
+    )
+    assert isinstance(front, list)
+    assert all(set(p) == {"x", "y"} for p in front)
 
 
 def test_running_without_objective_is_a_clear_error(scheduler_factory: Any) -> None:

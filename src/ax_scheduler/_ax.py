@@ -165,7 +165,8 @@ class AxAdapter:
         trial.update_run_metadata({RUN_METADATA_KEY: current})
 
     def trial(self, index: int) -> BaseTrial:
-        return self.experiment.trials[index]
+        trial: BaseTrial = self.experiment.trials[index]
+        return trial
 
     def stale_dispatched_trials(self) -> list[int]:
         """Trials a scheduler dispatched that never finished (the driver died)."""
@@ -242,7 +243,7 @@ class ModernAdapter(AxAdapter):
 
     def _generate(self, n: int) -> tuple[list[tuple[int, Parameters]], bool]:
         trials = self.client.get_next_trials(max_trials=n)
-        return list(trials.items()), False
+        return [(index, dict(params)) for index, params in trials.items()], False
 
     def attach(self, parameters: Parameters) -> int:
         return self.client.attach_trial(parameters=parameters)
@@ -349,7 +350,7 @@ def _range_number(parameter: RangeParameter, value: Any) -> int | float:
             raise InvalidParametersError(
                 f"parameter {parameter.name!r} must be an int, got {value!r}"
             )
-        return int(value)
+        return int(value) if isinstance(value, numbers.Integral) else int(float(value))
     if not math.isfinite(value):
         raise InvalidParametersError(f"parameter {parameter.name!r} must be finite, got {value!r}")
     return float(value)

@@ -107,7 +107,9 @@ class Scheduler:
     # -- trials -------------------------------------------------------------------
     def _job(self, index: int, parameters: Parameters) -> Job:
         assert self.objective is not None
-        return Job(index, dict(parameters), self.objective, f"{self.ax.experiment_name}-trial-{index}")
+        return Job(
+            index, dict(parameters), self.objective, f"{self.ax.experiment_name}-trial-{index}"
+        )
 
     def _dispatch_info(self) -> dict[str, Any]:
         return {"runner": self.runner.kind, "dispatched_at": time.time()}
@@ -155,7 +157,9 @@ class Scheduler:
         except TimeoutError:
             if not deadline.expired():
                 raise
-            raise TrialTimeoutError(f"timeout: trial {index} ran longer than trial_timeout={limit:g} s") from None
+            raise TrialTimeoutError(
+                f"timeout: trial {index} ran longer than trial_timeout={limit:g} s"
+            ) from None
 
     def _record(self, index: int, outcome: tuple[str, Any], seconds: float) -> None:
         """On the Ax thread: complete or fail the trial in Ax, and log it."""
@@ -166,7 +170,8 @@ class Scheduler:
                 if unknown:
                     logger.warning(
                         "trial %d returned metrics the experiment does not track, ignored: %s",
-                        index, describe_metrics(unknown),
+                        index,
+                        describe_metrics(unknown),
                     )
                 self.ax.complete(index, metrics)
                 logger.info("trial %d completed in %.2f s: %s", index, seconds, metrics)
@@ -221,7 +226,9 @@ class Scheduler:
             return _call_async_objective(self.objective.fn, job.parameters)
         return self.runner.run(job)
 
-    def _start_trials(self, trials: list[tuple[int, Parameters]], works: list[Awaitable[Any]] | None = None) -> list[asyncio.Task[None]]:
+    def _start_trials(
+        self, trials: list[tuple[int, Parameters]], works: list[Awaitable[Any]] | None = None
+    ) -> list[asyncio.Task[None]]:
         if works is None:
             works = [self._work(self._job(index, params)) for index, params in trials]
         return [self._launch(index, work) for (index, _), work in zip(trials, works, strict=True)]
@@ -244,7 +251,9 @@ class Scheduler:
             if not deadline.expired():
                 raise
             reason = f"run_optimization timeout of {timeout:g} s reached"
-            logger.warning("%s: cancelling %d running trials", reason, sum(not t.done() for t in mine))
+            logger.warning(
+                "%s: cancelling %d running trials", reason, sum(not t.done() for t in mine)
+            )
             await self._cancel_on_exit(mine, reason)
         except BaseException:
             await self._cancel_on_exit(mine, "cancelled: run_optimization was interrupted")
@@ -261,7 +270,9 @@ class Scheduler:
                 launched += len(generated.trials)
                 exhausted, blocked = generated.exhausted, generated.blocked
                 if exhausted and launched < max_trials:
-                    logger.info("Ax's generation strategy is complete after %d new trials", launched)
+                    logger.info(
+                        "Ax's generation strategy is complete after %d new trials", launched
+                    )
                 continue
             if (launched >= max_trials or exhausted) and all(task.done() for task in mine):
                 return
@@ -303,7 +314,9 @@ class Scheduler:
         batch.trial_indices = [index for index, _ in trials]
         works = None
         if not self.objective or not self.objective.is_async:
-            works = await self.runner.run_batch([self._job(index, params) for index, params in trials])
+            works = await self.runner.run_batch(
+                [self._job(index, params) for index, params in trials]
+            )
         tasks = self._start_trials(trials, works)
         logger.info("batch of %d trials submitted: %s", len(tasks), batch.trial_indices)
         if self.config.synchronous:
@@ -388,11 +401,15 @@ class Scheduler:
         self._ax_thread.shutdown(wait=False)
 
 
-async def _call_async_objective(fn: Callable[[Parameters], Awaitable[Any]], parameters: Parameters) -> Any:
+async def _call_async_objective(
+    fn: Callable[[Parameters], Awaitable[Any]], parameters: Parameters
+) -> Any:
     try:
         return await fn(dict(parameters))
     except Exception as exc:
-        raise ObjectiveError(f"{type(exc).__name__}: {exc}", details=traceback.format_exc()) from exc
+        raise ObjectiveError(
+            f"{type(exc).__name__}: {exc}", details=traceback.format_exc()
+        ) from exc
 
 
 def _close_if_unawaited(work: Awaitable[Any]) -> None:
@@ -425,5 +442,3 @@ def write_atomically(path: Path, text: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
-
-

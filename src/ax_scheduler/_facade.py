@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import cloudpickle
 
@@ -26,6 +25,7 @@ from ._portal import Portal
 from .runners._base import Runner
 
 logger = logging.getLogger("ax_scheduler")
+T = TypeVar("T")
 
 
 class AxScheduler:
@@ -197,8 +197,12 @@ class AxScheduler:
         snapshot = json.loads(Path(path).read_text(encoding="utf-8"))
         scheduler = cls(client_from_snapshot(snapshot), runner, config)
         for index in scheduler._core.ax.stale_dispatched_trials():
-            scheduler._core.ax.fail(index, "the scheduler running this trial stopped before it finished")
-            logger.warning("trial %d was still running when %s was saved: marked FAILED", index, path)
+            scheduler._core.ax.fail(
+                index, "the scheduler running this trial stopped before it finished"
+            )
+            logger.warning(
+                "trial %d was still running when %s was saved: marked FAILED", index, path
+            )
         return scheduler
 
     def close(self) -> None:
@@ -206,7 +210,9 @@ class AxScheduler:
         _open_schedulers.discard(self)
         core_loop = self._core._loop
         if self._portal is None and core_loop is not None and core_loop.is_running():
-            raise RuntimeError("this scheduler runs on an asyncio loop: use `await scheduler.aclose()`")
+            raise RuntimeError(
+                "this scheduler runs on an asyncio loop: use `await scheduler.aclose()`"
+            )
         if self._portal is None and core_loop is None:
             self._core.close_unused()
             asyncio.run(self.runner.aclose())
@@ -229,7 +235,9 @@ class AxScheduler:
         """Async form of :meth:`batch_trial_context` (``async with``)."""
         return batch_context_async(self._core)
 
-    async def run_optimization_async(self, max_trials: int = 10, timeout: float | None = None) -> Best:
+    async def run_optimization_async(
+        self, max_trials: int = 10, timeout: float | None = None
+    ) -> Best:
         """Async form of :meth:`run_optimization`.
 
         Cancelling the awaiting task cancels the running trials and records them in
@@ -254,7 +262,10 @@ class AxScheduler:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.aclose()
 
@@ -265,7 +276,7 @@ class AxScheduler:
                 self._portal = Portal()
             return self._portal
 
-    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+    def _call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         try:
             return self._get_portal().call(fn, *args)
         finally:

@@ -53,7 +53,9 @@ class Portal:
         self._manager.__exit__(None, None, None)
 
 
-async def _signal_when_done(fn: Callable[..., Awaitable[T]], args: tuple[Any, ...], done: threading.Event) -> T:
+async def _signal_when_done(
+    fn: Callable[..., Awaitable[T]], args: tuple[Any, ...], done: threading.Event
+) -> T:
     try:
         return await fn(*args)
     finally:

@@ -20,7 +20,9 @@ def ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def call_objective(fn: Callable[[dict[str, Any]], Any], parameters: dict[str, Any]) -> tuple[str, Any, str]:
+def call_objective(
+    fn: Callable[[dict[str, Any]], Any], parameters: dict[str, Any]
+) -> tuple[str, Any, str]:
     """Run the objective and report ``("ok", value, "")`` or ``("error", message, traceback)``.
 
     Exceptions are flattened to text here because a user's exception class may not
@@ -34,7 +36,11 @@ def call_objective(fn: Callable[[dict[str, Any]], Any], parameters: dict[str, An
     try:
         pickle.dumps(value)
     except Exception as exc:  # noqa: BLE001 - any pickling failure is the same problem
-        return "error", f"objective returned {type(value).__name__}, which cannot be sent back: {exc}", ""
+        return (
+            "error",
+            f"objective returned {type(value).__name__}, which cannot be sent back: {exc}",
+            "",
+        )
     return "ok", value, ""
 
 

@@ -35,7 +35,7 @@ def resolve_n_jobs(n_jobs: int) -> int:
         raise ValueError(f"n_jobs must be a positive int or -1 for all cores, got {n_jobs!r}")
     if n_jobs > 0:
         return n_jobs
-    cores = cpu_count()  # reads cgroup files: only when asked for "all cores"
+    cores = int(cpu_count())  # reads cgroup files: only when asked for "all cores"
     resolved = cores + 1 + n_jobs
     if resolved < 1:
         raise ValueError(f"n_jobs={n_jobs} leaves no worker on this machine's {cores} cores")
@@ -55,7 +55,7 @@ class _Slot:
             fresh = self._executor is None
             if self._executor is None:
                 self._executor = ProcessPoolExecutor(max_workers=1, initializer=ignore_sigint)
-            future = self._executor.submit(fn, *args)
+            future: Future[Any] = self._executor.submit(fn, *args)
         if fresh:
             _shutdown.arm()  # loky just registered its exit hook; ours must run first
         return future
@@ -115,7 +115,9 @@ class JobLibRunner(Runner):
         self._ready = anyio.Event()
         try:
             if self.backend == "threading":
-                self._threads = ThreadPoolExecutor(self.n_jobs, thread_name_prefix="ax-scheduler-trial")
+                self._threads = ThreadPoolExecutor(
+                    self.n_jobs, thread_name_prefix="ax-scheduler-trial"
+                )
                 return
             async with anyio.create_task_group() as group:
                 for slot in self._slots:
@@ -154,8 +156,7 @@ class JobLibRunner(Runner):
         except BrokenProcessPool as exc:
             await anyio.to_thread.run_sync(slot.kill)
             raise WorkerDiedError(
-                f"worker process died while running trial {job.trial_index}"
-                f" ({_exit_detail(exc)})",
+                f"worker process died while running trial {job.trial_index} ({_exit_detail(exc)})",
                 details=str(exc),
             ) from None
         except asyncio.CancelledError:
@@ -172,7 +173,9 @@ class JobLibRunner(Runner):
 
     async def _run_in_thread(self, job: Job) -> tuple[str, Any, str]:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._threads, call_objective, job.objective.fn, job.parameters)
+        return await loop.run_in_executor(
+            self._threads, call_objective, job.objective.fn, job.parameters
+        )
 
     @staticmethod
     def _unwrap(outcome: tuple[str, Any, str]) -> Any:
