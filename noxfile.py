@@ -1,0 +1,56 @@
+"""Developer tasks. `nox -s tests` is what CI runs (see README)."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.sessions = ["lint", "typecheck", "tests"]
+
+PYTHON = "3.11"
+# The CPU build of torch: pip finds it on these machines' disk. Unpinned, Ax's
+# dependency on torch would resolve to a multi-GB CUDA build.
+TORCH = "torch==2.13.0"
+
+
+def install_project(session: nox.Session, *extras: str) -> None:
+    session.install(TORCH)
+    spec = f".[{','.join(extras)}]" if extras else "."
+    session.install("-e", spec)
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The whole test suite, integration tests with real worker processes included."""
+    install_project(session, "test")
+    session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", "src", "tests", "examples", "bench", "noxfile.py")
+    session.run("ruff", "format", "--check", "src", "tests", "examples", "bench", "noxfile.py")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the package."""
+    install_project(session, "lint")
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def example(session: nox.Session) -> None:
+    """Run the tutorial's complete example end to end."""
+    install_project(session)
+    session.chdir(session.create_tmp())
+    session.run("python", f"{session.invoked_from}/examples/batch_trial_submission.py")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Scheduling efficiency against a hand-written loop and bare Ax, in one run."""
+    install_project(session)
+    session.run("python", "bench/local_efficiency.py", *session.posargs)
