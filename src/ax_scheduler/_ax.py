@@ -50,7 +50,15 @@ class Generated:
 
 
 class AxAdapter:
-    """Blocking operations on an Ax client, the same for both client APIs."""
+    """Blocking operations on an Ax client, the same for both client APIs.
+
+    Attributes:
+        generates_jointly: Whether asking for n trials in one call is cheaper than
+            n calls (one model fit for all). If not, the scheduler asks for one at
+            a time and dispatches each as soon as it exists.
+    """
+
+    generates_jointly = False
 
     def __init__(self, client: AxClient | Client) -> None:
         self.client = client
@@ -207,6 +215,9 @@ class LegacyAdapter(AxAdapter):
     """``ax.service.ax_client.AxClient``."""
 
     client: AxClient
+    # get_next_trials(n) is n get_next_trial() calls: asking for one at a time
+    # dispatches the first candidate without waiting for the n-th.
+    generates_jointly = False
 
     @property
     def experiment(self) -> Any:
@@ -236,6 +247,7 @@ class ModernAdapter(AxAdapter):
     """``ax.api.client.Client``."""
 
     client: Client
+    generates_jointly = True  # one GenerationStrategy.gen(num_trials=n) call
 
     @property
     def experiment(self) -> Any:

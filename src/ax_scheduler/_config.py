@@ -11,6 +11,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     ValidationError,
@@ -36,6 +37,10 @@ class SchedulerConfig(BaseModel):
             (the older library's name). None means no limit.
         max_parallel_trials: Cap on concurrently running trials, below the
             runner's own capacity. None means the runner's capacity.
+        prefetch_trials: Candidates ``run_optimization`` generates ahead of a free
+            slot, so a finishing trial's slot starts the next one at once instead
+            of idling while Ax generates. 0 generates only when a slot is free,
+            from the freshest data (a model fit then idles a slot).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -49,6 +54,7 @@ class SchedulerConfig(BaseModel):
         validation_alias=AliasChoices("trial_timeout", "max_trial_monitoring_time"),
     )
     max_parallel_trials: PositiveInt | None = None
+    prefetch_trials: NonNegativeInt = 1
 
     @classmethod
     def from_user(cls, config: SchedulerConfig | Mapping[str, Any] | None) -> SchedulerConfig:

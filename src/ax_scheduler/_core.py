@@ -263,9 +263,12 @@ class Scheduler:
     async def _keep_slots_full(self, max_trials: int, mine: set[asyncio.Task[None]]) -> None:
         launched, exhausted, blocked = 0, False, None
         while True:
-            want = min(self._free_slots(), max_trials - launched)
+            # Tasks beyond the free slots wait on the slot semaphore: generated
+            # ahead, they start the instant a running trial ends.
+            room = self._free_slots() + self.config.prefetch_trials
+            want = min(room, max_trials - launched)
             if want > 0 and not exhausted and blocked is None:
-                generated = await self._generate(want)
+                generated = await self._generate(want if self.ax.generates_jointly else 1)
                 mine.update(self._start_trials(generated.trials))
                 launched += len(generated.trials)
                 exhausted, blocked = generated.exhausted, generated.blocked

@@ -3,21 +3,37 @@ not pull in Ax, torch or the rest of ax-scheduler, so workers start fast."""
 
 from __future__ import annotations
 
+import os
 import pickle
 import signal
+import threading
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any
 
+#: Seconds between a worker's checks that its driver is still alive.
+PARENT_CHECK_SECONDS = 1.0
 
-def ignore_sigint() -> None:
-    """Worker initializer: Ctrl-C is the driver's to handle.
 
-    A terminal sends SIGINT to the whole process group; the driver then cancels
-    its trials and stops the workers itself, so a worker must not turn the same
-    Ctrl-C into a spurious objective failure.
+def init_worker(driver_pid: int) -> None:
+    """Worker initializer.
+
+    Ctrl-C is the driver's to handle: a terminal sends SIGINT to the whole process
+    group, the driver cancels its trials and stops the workers itself, so a worker
+    must not turn the same Ctrl-C into a spurious objective failure.
+
+    A worker must not outlive its driver: if the driver is SIGKILLed mid-trial,
+    nobody would ever collect the result, so the worker exits within a second.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_when_orphaned, args=(driver_pid,), daemon=True).start()
+
+
+def _exit_when_orphaned(driver_pid: int) -> None:
+    while os.getppid() == driver_pid:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(1)
 
 
 def call_objective(

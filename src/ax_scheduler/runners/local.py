@@ -9,6 +9,7 @@ process. Completion is event-driven: loky resolves a future, asyncio wakes us.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import threading
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from joblib.externals.loky.process_executor import BrokenProcessPool
 from .. import _shutdown
 from .._exceptions import ObjectiveError, WorkerDiedError
 from .._jobs import Job
-from .._worker import call_objective, ignore_sigint, noop
+from .._worker import call_objective, init_worker, noop
 from ._base import Runner
 
 BACKENDS = ("loky", "threading")
@@ -54,7 +55,9 @@ class _Slot:
         with self._lock:
             fresh = self._executor is None
             if self._executor is None:
-                self._executor = ProcessPoolExecutor(max_workers=1, initializer=ignore_sigint)
+                self._executor = ProcessPoolExecutor(
+                    max_workers=1, initializer=init_worker, initargs=(os.getpid(),)
+                )
             future: Future[Any] = self._executor.submit(fn, *args)
         if fresh:
             _shutdown.arm()  # loky just registered its exit hook; ours must run first
