@@ -90,3 +90,85 @@ def test_closing_an_unused_scheduler_is_cheap() -> None:
     scheduler.close()
     scheduler.close()  # idempotent
     assert not worker_pids()
+
+
+CTRL_C_SCRIPT = textwrap.dedent(
+    """
+    import os, sys
+    sys.path.insert(0, {tests!r})
+    os.environ["AX_SCHEDULER_TEST_PID_DIR"] = {out!r}
+    from conftest import legacy_client, statuses
+    import objectives
+    from ax_scheduler import AxScheduler, JobLibRunner
+
+    client = legacy_client()
+    scheduler = AxScheduler(client, JobLibRunner(n_jobs=2))
+    scheduler.set_objective_function(objectives.sleep_forever)
+    print("running", flush=True)
+    try:
+        scheduler.run_optimization(max_trials=4)
+    except KeyboardInterrupt:
+        print("statuses", statuses(client), flush=True)
+        print("reason", client.experiment.trials[0].status_reason, flush=True)
+        raise
+    """
+)
+
+
+@pytest.mark.slow
+def test_ctrl_c_abandons_running_trials_and_kills_workers(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    import psutil
+
+    out = tmp_path / "pids"
+    out.mkdir()
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(CTRL_C_SCRIPT.format(tests=str(Path(__file__).parent), out=str(out)))
+    # Its own session, like a terminal's foreground job: Ctrl-C reaches the whole group.
+    driver = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("*.pid"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(driver.pid, signal.SIGINT)
+    stdout, stderr = driver.communicate(timeout=60)
+
+    assert "KeyboardInterrupt" in stderr
+    # two running trials and the one generated ahead, waiting for a slot
+    assert "statuses {0: 'ABANDONED', 1: 'ABANDONED', 2: 'ABANDONED'}" in stdout, stderr[-2000:]
+    assert "reason cancelled: run_optimization was interrupted" in stdout
+    pids = [int(p.stem) for p in out.glob("*.pid")]
+    time.sleep(0.5)
+    assert not any(psutil.pid_exists(pid) for pid in pids)
+
+
+@pytest.mark.slow
+def test_workers_exit_when_the_driver_is_killed(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    import psutil
+
+    out = tmp_path / "pids"
+    out.mkdir()
+    script = tmp_path / "killed.py"
+    script.write_text(CTRL_C_SCRIPT.format(tests=str(Path(__file__).parent), out=str(out)))
+    driver = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("*.pid"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait(timeout=10)
+
+    pids = [int(p.stem) for p in out.glob("*.pid")]
+    deadline = time.monotonic() + 10
+    while any(psutil.pid_exists(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(psutil.pid_exists(pid) for pid in pids)

@@ -20,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ._aio import shielded
 from ._ax import AxAdapter, Generated, Parameters
 from ._batch import Batch
 from ._config import SchedulerConfig
@@ -139,8 +140,7 @@ class Scheduler:
             outcome = ("failed", exc)
         except asyncio.CancelledError:
             reason = self._cancel_reasons.pop(index, "cancelled")
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(self._call_ax(self.ax.abandon, index, reason))
+            await shielded(self._call_ax(self.ax.abandon, index, reason))
             logger.warning("trial %d abandoned: %s", index, reason)
             raise
         except Exception as exc:  # a runner bug must not take the run down with it
@@ -195,8 +195,7 @@ class Scheduler:
             await asyncio.wait(pending)
 
     async def _cancel_on_exit(self, tasks: set[asyncio.Task[None]], reason: str) -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.shield(self._cancel(tasks, reason))
+        await shielded(self._cancel(tasks, reason))
 
     # -- generation ---------------------------------------------------------------
     def _generate_sync(self, n: int) -> Generated:

@@ -22,6 +22,7 @@ from joblib.externals.loky import ProcessPoolExecutor
 from joblib.externals.loky.process_executor import BrokenProcessPool
 
 from .. import _shutdown
+from .._aio import shielded
 from .._exceptions import ObjectiveError, WorkerDiedError
 from .._jobs import Job
 from .._worker import call_objective, init_worker, noop
@@ -165,8 +166,7 @@ class JobLibRunner(Runner):
         except asyncio.CancelledError:
             # Trial timeout, run cancelled, Ctrl-C: kill exactly this trial's
             # process; the slot gets a fresh one on its next use.
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(slot.kill)
+            await shielded(anyio.to_thread.run_sync(slot.kill))
             raise
         except Exception as exc:  # e.g. the objective could not be pickled
             raise ObjectiveError(
@@ -189,9 +189,8 @@ class JobLibRunner(Runner):
 
     async def aclose(self) -> None:
         """Kill every worker process and stop the threads."""
-        with anyio.CancelScope(shield=True):
-            for slot in self._slots:
-                await anyio.to_thread.run_sync(slot.kill)
+        for slot in self._slots:
+            await shielded(anyio.to_thread.run_sync(slot.kill))
         if self._threads is not None:
             self._threads.shutdown(wait=False, cancel_futures=True)
             self._threads = None
