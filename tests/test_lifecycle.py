@@ -160,7 +160,9 @@ def test_workers_exit_when_the_driver_is_killed(tmp_path: Path) -> None:
     out.mkdir()
     script = tmp_path / "killed.py"
     script.write_text(CTRL_C_SCRIPT.format(tests=str(Path(__file__).parent), out=str(out)))
-    driver = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    driver = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 120
     while len(list(out.glob("*.pid"))) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
