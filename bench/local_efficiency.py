@@ -11,6 +11,9 @@ Workloads (Sobol-only generation everywhere, so no model fitting is measured):
 
     * ``ax-scheduler``: ``AxScheduler(AxClient, JobLibRunner(n_jobs=4))`` and
       ``run_optimization(max_trials=N)``.
+    * ``ax-scheduler, prefetch_trials=4``: the same, generating a whole wave of
+      candidates ahead instead of one (the default), so four trials that end
+      together restart together.
     * ``ProcessPool loop``: a hand-written loop, legacy ``AxClient`` plus
       ``concurrent.futures.ProcessPoolExecutor(4)`` (fork), keeping all 4 slots
       full: submit 4, ``wait(FIRST_COMPLETED)``, ``complete_trial``, submit next.
@@ -74,6 +77,7 @@ SLOTS = 4
 SLEEP_SECONDS = 0.5
 METRIC = "objective"
 OURS = "ax-scheduler"
+OURS_PREFETCH = f"ax-scheduler, prefetch_trials={SLOTS}"
 POOL_LOOP = "ProcessPool loop"
 BARE = "bare ask/tell"
 
@@ -158,7 +162,9 @@ def check_completed(client: AxClient, tool: str, expected: int) -> None:
         raise RuntimeError(f"{tool}: {done} trials COMPLETED in Ax, expected {expected}")
 
 
-def run_ours(n_trials: int, objective: Callable[[Params], Result]) -> Sample:
+def run_ours(
+    n_trials: int, objective: Callable[[Params], Result], config: dict[str, Any] | None = None
+) -> Sample:
     """ax-scheduler: time ``run_optimization(max_trials=n_trials)`` on a warm pool."""
     client = make_client()
     runner = JobLibRunner(n_jobs=SLOTS)
@@ -166,7 +172,7 @@ def run_ours(n_trials: int, objective: Callable[[Params], Result]) -> Sample:
     # runner's public, idempotent warm-up hook; run_optimization's own call to it
     # is then a no-op.
     asyncio.run(runner.start())
-    scheduler = AxScheduler(client, runner)
+    scheduler = AxScheduler(client, runner, config)
     try:
         scheduler.set_objective_function(objective)
         sample = timed(lambda: scheduler.run_optimization(max_trials=n_trials))
@@ -174,6 +180,11 @@ def run_ours(n_trials: int, objective: Callable[[Params], Result]) -> Sample:
         scheduler.close()
     check_completed(client, OURS, n_trials)
     return sample
+
+
+def run_ours_prefetching(n_trials: int, objective: Callable[[Params], Result]) -> Sample:
+    """ax-scheduler generating a whole wave ahead (``prefetch_trials`` = slots)."""
+    return run_ours(n_trials, objective, {"prefetch_trials": SLOTS})
 
 
 def run_pool_loop(n_trials: int, objective: Callable[[Params], Result]) -> Sample:
@@ -270,7 +281,11 @@ def workloads(quick: bool) -> list[Workload]:
             f"(a) sleep {SLEEP_SECONDS:g}s x{n_sleep}",
             n_sleep,
             sleepy_objective,
-            (Tool(OURS, run_ours), Tool(POOL_LOOP, run_pool_loop)),
+            (
+                Tool(OURS, run_ours),
+                Tool(OURS_PREFETCH, run_ours_prefetching),
+                Tool(POOL_LOOP, run_pool_loop),
+            ),
             ideal_wall=n_sleep * SLEEP_SECONDS / SLOTS,
         ),
         Workload(

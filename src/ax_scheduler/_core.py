@@ -65,6 +65,7 @@ class Scheduler:
         self._slots: asyncio.Semaphore | None = None
         self._batch_open = False
         self._closed = False
+        self._ignored_metrics: set[str] = set()  # warned about once
 
     # -- plumbing -----------------------------------------------------------------
     def _bind_loop(self) -> asyncio.Semaphore:
@@ -123,7 +124,9 @@ class Scheduler:
     async def _trial(self, index: int, work: Awaitable[Any]) -> None:
         try:
             outcome, seconds = await self._execute(index, work)
-            await self._call_ax(self._record, index, outcome, seconds)
+            # The trial has ended: its real outcome is recorded even if the run is
+            # being cancelled now (a queued Ax call must not be dropped).
+            await shielded(self._call_ax(self._record, index, outcome, seconds))
         finally:
             _close_if_unawaited(work)
             self._tasks.pop(index, None)
@@ -167,9 +170,11 @@ class Scheduler:
         if status == "ok":
             try:
                 metrics, unknown = parse_result(value, self.ax.metric_spec())
-                if unknown:
+                if unknown and not self._ignored_metrics.issuperset(unknown):
+                    self._ignored_metrics.update(unknown)
                     logger.warning(
-                        "trial %d returned metrics the experiment does not track, ignored: %s",
+                        "trial %d returned metrics the experiment does not track, ignored"
+                        " (add them as tracking metrics to keep them): %s",
                         index,
                         describe_metrics(unknown),
                     )

@@ -64,6 +64,10 @@ class _Slot:
             _shutdown.arm()  # loky just registered its exit hook; ours must run first
         return future
 
+    @property
+    def is_running(self) -> bool:
+        return self._executor is not None
+
     def warm(self) -> None:
         self.submit(noop).result()
 
@@ -152,9 +156,13 @@ class JobLibRunner(Runner):
         return self._idle.pop()
 
     async def _run_on(self, slot: _Slot, job: Job) -> tuple[str, Any, str]:
-        future = await anyio.to_thread.run_sync(
-            slot.submit, call_objective, job.objective.fn, job.parameters
-        )
+        args = (call_objective, job.objective.fn, job.parameters)
+        # A running pool takes a job without blocking (a queue put and a 1-byte
+        # wake-up write); only a fresh pool, which starts a process, needs a thread.
+        if slot.is_running:
+            future = slot.submit(*args)
+        else:
+            future = await anyio.to_thread.run_sync(slot.submit, *args)
         try:
             return await asyncio.wrap_future(future)
         except BrokenProcessPool as exc:
