@@ -75,3 +75,20 @@ def test_a_failed_write_leaves_the_previous_file_intact(
         _core.write_atomically(path, "new contents")
     assert path.read_text() == "previous"
     assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
+
+
+def test_an_experiment_saved_by_ax_json_store_can_be_continued(tmp_path: Path) -> None:
+    from ax.storage.json_store.save import save_experiment
+
+    from conftest import legacy_client
+
+    client = legacy_client()
+    client.attach_trial({"x": 0.5, "y": 0.5})
+    client.complete_trial(0, {"objective": 6.5})
+    path = tmp_path / "experiment.json"
+    save_experiment(client.experiment, str(path))
+
+    with AxScheduler.load_experiment(path, JobLibRunner(n_jobs=2)) as resumed:
+        resumed.set_objective_function(objectives.rosenbrock_dict)
+        resumed.run_optimization(max_trials=2)
+        assert list(statuses(resumed.ax_client).values()) == ["COMPLETED"] * 3

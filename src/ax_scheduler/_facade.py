@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -214,9 +213,12 @@ class AxScheduler:
                 "this scheduler runs on an asyncio loop: use `await scheduler.aclose()`"
             )
         if self._portal is None and core_loop is None:
+            # Never ran a trial: nothing to cancel, and the runner's workers (if a
+            # shared runner has any) belong to whoever started them.
             self._core.close_unused()
-            asyncio.run(self.runner.aclose())
             return
+        # Used through the sync API, or through an async loop that has ended: the
+        # clean-up runs on the scheduler's own loop thread.
         portal = self._get_portal()
         try:
             portal.call(self._core.aclose)
