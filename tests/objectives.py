@@ -29,6 +29,11 @@ def slow_rosenbrock(p: dict[str, Any]) -> dict[str, float]:
     return rosenbrock_dict(p)
 
 
+def one_second_rosenbrock(p: dict[str, Any]) -> dict[str, float]:
+    time.sleep(1.0)
+    return rosenbrock_dict(p)
+
+
 def sleep_forever(p: dict[str, Any]) -> dict[str, float]:
     """Writes its pid so a test can check the process was killed."""
     marker = os.environ.get("AX_SCHEDULER_TEST_PID_DIR")
@@ -78,7 +83,7 @@ def two_objectives(p: dict[str, Any]) -> dict[str, float]:
 
 
 async def async_rosenbrock(p: dict[str, Any]) -> dict[str, float]:
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)
     return rosenbrock_dict(p)
 
 

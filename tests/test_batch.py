@@ -134,16 +134,14 @@ def test_unsynchronous_batch_returns_at_once_and_wait_completes_it(scheduler_fac
 
     client = legacy_client()
     scheduler = scheduler_factory(
-        client, JobLibRunner(n_jobs=2), objectives.slow_rosenbrock, synchronous=False
+        client, JobLibRunner(n_jobs=2), objectives.one_second_rosenbrock, synchronous=False
     )
 
-    started = time.monotonic()
     with scheduler.batch_trial_context() as batch:
         for point in POINTS:
             batch.add_trial(point)
-    submitted = time.monotonic() - started
 
-    assert submitted < 0.3  # a trial alone takes 0.3 s
+    # returned before even the first 1 s trial could finish
     assert scheduler.running_trials == [0, 1, 2, 3]
     assert set(statuses(client).values()) == {"RUNNING"}
 

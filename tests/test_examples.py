@@ -66,3 +66,11 @@ def test_async_app_example_runs(tmp_path: Path) -> None:
     assert "best parameters:" in out
     gap = float(re.search(r"largest heartbeat gap: (\S+) ms", out).group(1))
     assert gap < 100
+
+
+@pytest.mark.slow
+def test_script_objective_example_runs(tmp_path: Path) -> None:
+    out = run_example("script_objective.py", tmp_path)
+    assert "best parameters:" in out
+    assert "simulated x=" in out  # trial 0's stdout.log
+    assert len(list((tmp_path / "script_runs").iterdir())) == 8

@@ -12,48 +12,25 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._batch import Batch as Batch
     from ._config import SchedulerConfig as SchedulerConfig
-    from ._exceptions import (
-        AxSchedulerError as AxSchedulerError,
-    )
-    from ._exceptions import (
-        ConfigError as ConfigError,
-    )
-    from ._exceptions import (
-        EventLoopMismatchError as EventLoopMismatchError,
-    )
-    from ._exceptions import (
-        InvalidParametersError as InvalidParametersError,
-    )
-    from ._exceptions import (
-        ObjectiveError as ObjectiveError,
-    )
-    from ._exceptions import (
-        ObjectiveNotSetError as ObjectiveNotSetError,
-    )
-    from ._exceptions import (
-        OptimizationStalledError as OptimizationStalledError,
-    )
-    from ._exceptions import (
-        ResultError as ResultError,
-    )
-    from ._exceptions import (
-        SchedulerClosedError as SchedulerClosedError,
-    )
-    from ._exceptions import (
-        TrialError as TrialError,
-    )
-    from ._exceptions import (
-        TrialTimeoutError as TrialTimeoutError,
-    )
-    from ._exceptions import (
-        WorkerDiedError as WorkerDiedError,
-    )
+    from ._config import ScriptOptions as ScriptOptions
+    from ._exceptions import AxSchedulerError as AxSchedulerError
+    from ._exceptions import ConfigError as ConfigError
+    from ._exceptions import EventLoopMismatchError as EventLoopMismatchError
+    from ._exceptions import InvalidParametersError as InvalidParametersError
+    from ._exceptions import ObjectiveError as ObjectiveError
+    from ._exceptions import ObjectiveNotSetError as ObjectiveNotSetError
+    from ._exceptions import OptimizationStalledError as OptimizationStalledError
+    from ._exceptions import ResultError as ResultError
+    from ._exceptions import SchedulerClosedError as SchedulerClosedError
+    from ._exceptions import TrialError as TrialError
+    from ._exceptions import TrialTimeoutError as TrialTimeoutError
+    from ._exceptions import WorkerDiedError as WorkerDiedError
     from ._facade import AxScheduler as AxScheduler
     from ._jobs import FunctionObjective as FunctionObjective
     from ._jobs import Job as Job
+    from ._jobs import ScriptObjective as ScriptObjective
     from .runners import JobLibRunner as JobLibRunner
     from .runners import Runner as Runner
-
 
 _EXPORTS = {
     "AxScheduler": "._facade",
@@ -72,6 +49,8 @@ _EXPORTS = {
     "Runner": ".runners",
     "SchedulerClosedError": "._exceptions",
     "SchedulerConfig": "._config",
+    "ScriptObjective": "._jobs",
+    "ScriptOptions": "._config",
     "TrialError": "._exceptions",
     "TrialTimeoutError": "._exceptions",
     "WorkerDiedError": "._exceptions",

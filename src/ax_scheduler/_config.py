@@ -89,6 +89,36 @@ class SchedulerConfig(BaseModel):
         return sorted(keys)
 
 
+class ScriptOptions(BaseModel):
+    """Options of ``set_script_objective(script, script_options={...})``.
+
+    Attributes:
+        interpreter: Program that runs the script (``"python3"``, ``"bash"``),
+            looked up on PATH; None runs the script itself (it must be executable).
+        args: Extra arguments. ``{params_file}``, ``{output_file}``,
+            ``{trial_index}`` and ``{workdir}`` are replaced per trial.
+        env: Extra environment variables for the script.
+        timeout: Seconds one trial's script may run before its process group is
+            terminated (SIGTERM, then SIGKILL) and the trial marked FAILED.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    interpreter: str | None = None
+    args: list[str] = []
+    env: dict[str, str] = {}
+    timeout: PositiveFloat | None = None
+
+    @classmethod
+    def from_user(cls, options: Mapping[str, Any] | None) -> ScriptOptions:
+        """Validate ``script_options``, raising :class:`ConfigError` on bad input."""
+        try:
+            return cls.model_validate(dict(options or {}))
+        except ValidationError as exc:
+            message = describe_validation_error(exc, sorted(cls.model_fields))
+            raise ConfigError(message.replace("config", "script_options")) from None
+
+
 def describe_validation_error(exc: ValidationError, allowed: list[str]) -> str:
     """One readable line per problem: the key, what was wrong, the offending value."""
     lines = []

@@ -34,7 +34,7 @@ from ._exceptions import (
     TrialError,
     TrialTimeoutError,
 )
-from ._jobs import Job, Objective
+from ._jobs import FunctionObjective, Job, Objective
 from ._results import describe_metrics, parse_result
 from .runners._base import Runner
 
@@ -66,6 +66,9 @@ class Scheduler:
         self._batch_open = False
         self._closed = False
         self._ignored_metrics: set[str] = set()  # warned about once
+        # Absolute now: trials must not depend on a later os.chdir(), and resolving
+        # a path touches the filesystem, which the event loop must not do.
+        self._output_dir = config.job_output_dir.expanduser().absolute()
 
     # -- plumbing -----------------------------------------------------------------
     def _bind_loop(self) -> asyncio.Semaphore:
@@ -109,9 +112,9 @@ class Scheduler:
     # -- trials -------------------------------------------------------------------
     def _job(self, index: int, parameters: Parameters) -> Job:
         assert self.objective is not None
-        return Job(
-            index, dict(parameters), self.objective, f"{self.ax.experiment_name}-trial-{index}"
-        )
+        name = f"{self.ax.experiment_name}-trial-{index}"
+        workdir = self._output_dir / name
+        return Job(index, dict(parameters), self.objective, name, workdir=workdir)
 
     def _dispatch_info(self) -> dict[str, Any]:
         return {"runner": self.runner.kind, "dispatched_at": time.time()}
@@ -225,8 +228,7 @@ class Scheduler:
             self.ax.abandon(index, "generated while the run was being cancelled")
 
     def _work(self, job: Job) -> Awaitable[Any]:
-        assert self.objective is not None
-        if self.objective.is_async:
+        if isinstance(self.objective, FunctionObjective) and self.objective.is_async:
             return _call_async_objective(self.objective.fn, job.parameters)
         return self.runner.run(job)
 

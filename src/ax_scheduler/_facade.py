@@ -17,10 +17,11 @@ import cloudpickle
 from . import _shutdown
 from ._ax import AxAdapter, client_from_snapshot
 from ._batch import Batch, batch_context_async, batch_context_sync
-from ._config import SchedulerConfig
+from ._config import SchedulerConfig, ScriptOptions
 from ._core import Best, Scheduler
 from ._jobs import FunctionObjective
 from ._portal import Portal
+from ._script import make_script_objective
 from .runners._base import Runner
 
 logger = logging.getLogger("ax_scheduler")
@@ -110,6 +111,35 @@ class AxScheduler:
         if self.runner.needs_pickling and not objective.is_async:
             _check_picklable(objective_fn, self.runner)
         self._core.objective = objective
+
+    def set_script_objective(
+        self,
+        script_path: str | os.PathLike[str],
+        script_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Evaluate every trial by running a script (any executable) as a subprocess.
+
+        Each trial gets a directory ``job_output_dir/<experiment>-trial-<index>``
+        with ``params.json``; the script must write ``result.json`` there
+        (``{"metric": value}`` or ``{"metric": [mean, sem]}``). Its environment has
+        ``JOB_PARAMS_FILE``, ``JOB_OUTPUT_FILE``, ``JOB_TRIAL_INDEX`` and
+        ``JOB_WORKDIR``; its stdout and stderr go to ``stdout.log`` and
+        ``stderr.log``. The script runs from an argv list, never through a shell.
+
+        Args:
+            script_path: The script.
+            script_options: ``{"interpreter": "python3", "args": ["{params_file}"],
+                "env": {...}, "timeout": 1200}``; see
+                :class:`~ax_scheduler.ScriptOptions`.
+
+        Raises:
+            FileNotFoundError: The script or its interpreter does not exist.
+            PermissionError: The script is not executable and no interpreter is set.
+            ConfigError: An option is unknown or invalid.
+            ValueError: ``args`` use an unknown ``{placeholder}``.
+        """
+        options = ScriptOptions.from_user(script_options)
+        self._core.objective = make_script_objective(script_path, options)
 
     # -- sync API -------------------------------------------------------------------
     def batch_trial_context(self) -> AbstractContextManager[Batch]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -29,7 +30,47 @@ class FunctionObjective:
         return getattr(self.fn, "__qualname__", repr(self.fn))
 
 
-Objective = FunctionObjective
+#: Placeholders a script's ``args`` may contain, replaced per trial.
+SCRIPT_PLACEHOLDERS = ("params_file", "output_file", "trial_index", "workdir")
+
+
+@dataclass(frozen=True)
+class ScriptObjective:
+    """An executable run once per trial as a subprocess (argv list, never a shell).
+
+    The script reads its parameters from ``params.json`` and writes ``result.json``
+    (metric -> value or ``[mean, sem]``) in its trial directory; both paths are in
+    its environment (``JOB_PARAMS_FILE``, ``JOB_OUTPUT_FILE``) and can be passed
+    as ``{params_file}`` / ``{output_file}`` in ``args``.
+
+    Attributes:
+        script: Absolute path of the script.
+        interpreter: Absolute path of the program that runs it, or None to run the
+            script itself (it must then be executable).
+        args: Extra arguments; placeholders are replaced per trial.
+        env: Extra environment variables.
+        timeout: Seconds a trial's script may run, or None.
+    """
+
+    script: Path
+    interpreter: str | None = None
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    timeout: float | None = None
+
+    is_async = False
+
+    @property
+    def name(self) -> str:
+        return str(self.script)
+
+    def argv(self, placeholders: dict[str, str]) -> list[str]:
+        """The command line of one trial, with placeholders replaced."""
+        head = [self.interpreter] if self.interpreter else []
+        return [*head, str(self.script), *(arg.format(**placeholders) for arg in self.args)]
+
+
+Objective = FunctionObjective | ScriptObjective
 
 
 @dataclass(frozen=True)
@@ -44,6 +85,8 @@ class Job:
             process titles, queue entries and container names.
         info: Runner-specific facts to record with the trial (job id, host ...);
             a runner may fill it in while the job runs.
+        workdir: The trial's own directory (``job_output_dir/<name>``), for
+            objectives that exchange files; created by the runner.
     """
 
     trial_index: int
@@ -51,3 +94,4 @@ class Job:
     objective: Objective
     name: str
     info: dict[str, Any] = field(default_factory=dict)
+    workdir: Path | None = None

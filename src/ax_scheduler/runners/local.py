@@ -24,7 +24,8 @@ from joblib.externals.loky.process_executor import BrokenProcessPool
 from .. import _shutdown
 from .._aio import shielded
 from .._exceptions import ObjectiveError, WorkerDiedError
-from .._jobs import Job
+from .._jobs import Job, ScriptObjective
+from .._script import run_script
 from .._worker import call_objective, init_worker, noop
 from ._base import Runner
 
@@ -140,12 +141,15 @@ class JobLibRunner(Runner):
             ObjectiveError: The objective raised; the message is its exception.
             WorkerDiedError: The worker process died while running the job.
         """
+        if isinstance(job.objective, ScriptObjective):
+            return await run_script(job)  # a subprocess of its own, no pool worker
+        fn = job.objective.fn
         await self.start()
         if self.backend == "threading":
-            return self._unwrap(await self._run_in_thread(job))
+            return self._unwrap(await self._run_in_thread(fn, job))
         slot = self._take_slot()
         try:
-            outcome = await self._run_on(slot, job)
+            outcome = await self._run_on(slot, fn, job)
         finally:
             self._idle.append(slot)
         return self._unwrap(outcome)
@@ -155,8 +159,10 @@ class JobLibRunner(Runner):
             raise RuntimeError(f"{self!r}: more concurrent run() calls than n_jobs")
         return self._idle.pop()
 
-    async def _run_on(self, slot: _Slot, job: Job) -> tuple[str, Any, str]:
-        args = (call_objective, job.objective.fn, job.parameters)
+    async def _run_on(
+        self, slot: _Slot, fn: Callable[[dict[str, Any]], Any], job: Job
+    ) -> tuple[str, Any, str]:
+        args = (call_objective, fn, job.parameters)
         # A running pool takes a job without blocking (a queue put and a 1-byte
         # wake-up write); only a fresh pool, which starts a process, needs a thread.
         if slot.is_running:
@@ -182,11 +188,11 @@ class JobLibRunner(Runner):
                 f" {type(exc).__name__}: {exc}"
             ) from exc
 
-    async def _run_in_thread(self, job: Job) -> tuple[str, Any, str]:
+    async def _run_in_thread(
+        self, fn: Callable[[dict[str, Any]], Any], job: Job
+    ) -> tuple[str, Any, str]:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self._threads, call_objective, job.objective.fn, job.parameters
-        )
+        return await loop.run_in_executor(self._threads, call_objective, fn, job.parameters)
 
     @staticmethod
     def _unwrap(outcome: tuple[str, Any, str]) -> Any:

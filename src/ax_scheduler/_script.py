@@ -1,0 +1,211 @@
+"""Running a script objective as a local subprocess, in its trial directory.
+
+The script gets an argv list (parameter values never reach a shell), its own
+process group (so a timeout or a cancellation kills everything it started), and
+its stdout/stderr in log files next to ``params.json`` and ``result.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import string
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from ._aio import shielded
+from ._config import ScriptOptions
+from ._exceptions import ObjectiveError, TrialTimeoutError
+from ._jobs import SCRIPT_PLACEHOLDERS, Job, ScriptObjective
+
+#: Seconds between SIGTERM and SIGKILL when a script is stopped.
+TERMINATE_GRACE_SECONDS = 5.0
+#: How much of stderr a failure reason quotes.
+STDERR_TAIL_CHARS = 2000
+
+
+def make_script_objective(
+    script_path: str | os.PathLike[str], options: ScriptOptions
+) -> ScriptObjective:
+    """Check a script and its options now, not at the first trial.
+
+    Raises:
+        FileNotFoundError: The script or the interpreter does not exist.
+        PermissionError: The script is not executable and no interpreter is given.
+        ValueError: ``args`` use a placeholder other than the supported ones.
+    """
+    script = Path(script_path).expanduser().resolve()
+    if not script.is_file():
+        raise FileNotFoundError(
+            f"script {str(script)!r} does not exist (given as {str(script_path)!r})"
+        )
+    interpreter = None
+    if options.interpreter is not None:
+        interpreter = _find_program(options.interpreter)
+    elif not os.access(script, os.X_OK):
+        raise PermissionError(
+            f"script {str(script)!r} is not executable: chmod +x it, or pass"
+            " script_options={'interpreter': 'python3'} (or bash, ...)"
+        )
+    for arg in options.args:
+        _check_placeholders(arg)
+    return ScriptObjective(
+        script, interpreter, tuple(options.args), tuple(options.env.items()), options.timeout
+    )
+
+
+def _find_program(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"interpreter {name!r} is not on PATH")
+    return found
+
+
+def _check_placeholders(arg: str) -> None:
+    for _, field, _, _ in string.Formatter().parse(arg):
+        if field is not None and field not in SCRIPT_PLACEHOLDERS:
+            raise ValueError(
+                f"unknown placeholder {{{field}}} in script argument {arg!r};"
+                f" available: {', '.join('{' + p + '}' for p in SCRIPT_PLACEHOLDERS)}"
+            )
+
+
+async def run_script(job: Job) -> Any:
+    """Run ``job``'s script objective and return what it wrote to ``result.json``.
+
+    Raises:
+        ObjectiveError: Non-zero exit, or a missing or malformed result file; the
+            message has the exit code and the tail of stderr.
+        TrialTimeoutError: The script ran longer than its ``timeout``.
+    """
+    objective = job.objective
+    assert isinstance(objective, ScriptObjective)
+    assert job.workdir is not None
+    files = TrialFiles(job.workdir)
+    await anyio.to_thread.run_sync(files.prepare, job.parameters)
+    placeholders = files.placeholders(job.trial_index)
+    env = {**os.environ, **dict(objective.env), **files.environment(job.trial_index)}
+    returncode = await _run_in_own_group(
+        objective.argv(placeholders), files, env, objective.timeout
+    )
+    return await anyio.to_thread.run_sync(files.read_result, returncode)
+
+
+class TrialFiles:
+    """The files of one trial: parameters in, result and logs out."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.params = workdir / "params.json"
+        self.result = workdir / "result.json"
+        self.stdout = workdir / "stdout.log"
+        self.stderr = workdir / "stderr.log"
+
+    def prepare(self, parameters: Mapping[str, Any]) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.result.unlink(missing_ok=True)  # a stale result must not pass for this run's
+        self.params.write_text(json.dumps(dict(parameters), indent=2), encoding="utf-8")
+
+    def placeholders(self, trial_index: int) -> dict[str, str]:
+        return {
+            "params_file": str(self.params),
+            "output_file": str(self.result),
+            "trial_index": str(trial_index),
+            "workdir": str(self.workdir),
+        }
+
+    def environment(self, trial_index: int) -> dict[str, str]:
+        values = self.placeholders(trial_index)
+        return {
+            "JOB_PARAMS_FILE": values["params_file"],
+            "JOB_OUTPUT_FILE": values["output_file"],
+            "JOB_TRIAL_INDEX": values["trial_index"],
+            "JOB_WORKDIR": values["workdir"],
+        }
+
+    def stderr_tail(self) -> str:
+        with contextlib.suppress(OSError):
+            return self.stderr.read_text(errors="replace")[-STDERR_TAIL_CHARS:].strip()
+        return ""
+
+    def read_result(self, returncode: int) -> Any:
+        """The parsed result file, or an ObjectiveError saying what is wrong."""
+        if returncode != 0:
+            raise self._failure(f"script exited with code {_describe_exit(returncode)}")
+        try:
+            text = self.result.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise self._failure(
+                f"script exited 0 but wrote no result file {str(self.result)!r}"
+            ) from None
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise self._failure(
+                f"result file {str(self.result)!r} is not valid JSON ({exc})"
+            ) from None
+
+    def _failure(self, problem: str) -> ObjectiveError:
+        tail = self.stderr_tail()
+        last_line = tail.splitlines()[-1] if tail else "(stderr empty)"
+        return ObjectiveError(f"{problem}; stderr ends: {last_line}", details=tail or None)
+
+
+async def _run_in_own_group(
+    argv: list[str], files: TrialFiles, env: dict[str, str], timeout: float | None
+) -> int:
+    stdout, stderr = await anyio.to_thread.run_sync(_open_logs, files)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv, stdout=stdout, stderr=stderr, cwd=files.workdir, env=env, start_new_session=True
+        )
+    finally:
+        stdout.close()
+        stderr.close()
+    try:
+        async with asyncio.timeout(timeout):
+            return await process.wait()
+    except TimeoutError:
+        await shielded(terminate_group(process))
+        raise TrialTimeoutError(
+            f"timeout: script ran longer than its timeout of {timeout:g} s"
+        ) from None
+    except asyncio.CancelledError:
+        await shielded(terminate_group(process))
+        raise
+
+
+def _open_logs(files: TrialFiles) -> tuple[Any, Any]:
+    return open(files.stdout, "wb"), open(files.stderr, "wb")
+
+
+async def terminate_group(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM the script's whole process group, SIGKILL it after a grace period."""
+    _signal_group(process.pid, signal.SIGTERM)
+    try:
+        async with asyncio.timeout(TERMINATE_GRACE_SECONDS):
+            await process.wait()
+    except TimeoutError:
+        pass
+    # Children the script started may outlive it: the group goes, whatever is left.
+    _signal_group(process.pid, signal.SIGKILL)
+    await process.wait()
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        with contextlib.suppress(ValueError):
+            return f"{returncode} (killed by {signal.Signals(-returncode).name})"
+    return str(returncode)
