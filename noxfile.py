@@ -19,11 +19,24 @@ def install_project(session: nox.Session, *extras: str) -> None:
     session.install("-e", spec)
 
 
+DOCKER_SOCKET = "/tmp/localdocker/run/docker.sock"
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """The whole test suite, integration tests with real worker processes included."""
+    """The whole test suite: real worker processes, and a real Docker engine.
+
+    Starts a private Docker engine first (ci/start-docker.sh: installs Debian's
+    docker.io if missing, as root, and imports two local test images), and stops
+    it afterwards.
+    """
     install_project(session, "test")
-    session.run("pytest", *(session.posargs or ["-q"]))
+    session.run("bash", "ci/start-docker.sh", external=True)
+    session.env["DOCKER_HOST"] = f"unix://{DOCKER_SOCKET}"
+    try:
+        session.run("pytest", *(session.posargs or ["-q"]))
+    finally:
+        session.run("bash", "ci/stop-docker.sh", external=True)
 
 
 @nox.session(python=PYTHON)

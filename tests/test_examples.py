@@ -74,3 +74,11 @@ def test_script_objective_example_runs(tmp_path: Path) -> None:
     assert "best parameters:" in out
     assert "simulated x=" in out  # trial 0's stdout.log
     assert len(list((tmp_path / "script_runs").iterdir())) == 8
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+def test_container_objective_example_runs(tmp_path: Path) -> None:
+    out = run_example("container_objective.py", tmp_path)
+    assert "best parameters:" in out
+    assert "simulated x=0.500 y=0.500: energy 6.500" in out

@@ -134,7 +134,7 @@ def test_script_timeout_kills_its_whole_process_group(tmp_path: Path) -> None:
             batch.add_trial({"x": 0.5, "y": 0.5})
     assert time.monotonic() - started < 10
     trial = experiment_of(client).trials[0]
-    assert trial.status_reason == "timeout: script ran longer than its timeout of 1 s"
+    assert trial.status_reason == "timeout: ran longer than its timeout of 1 s"
     workdir = tmp_path / "test_experiment-trial-0"
     for name in ("script.pid", "child.pid"):
         assert not alive(workdir / name)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._batch import Batch as Batch
+    from ._config import ContainerOptions as ContainerOptions
     from ._config import SchedulerConfig as SchedulerConfig
     from ._config import ScriptOptions as ScriptOptions
     from ._exceptions import AxSchedulerError as AxSchedulerError
@@ -21,19 +22,25 @@ if TYPE_CHECKING:
     from ._exceptions import ObjectiveNotSetError as ObjectiveNotSetError
     from ._exceptions import OptimizationStalledError as OptimizationStalledError
     from ._exceptions import ResultError as ResultError
+    from ._exceptions import RunnerError as RunnerError
     from ._exceptions import SchedulerClosedError as SchedulerClosedError
     from ._exceptions import TrialError as TrialError
     from ._exceptions import TrialTimeoutError as TrialTimeoutError
     from ._exceptions import WorkerDiedError as WorkerDiedError
     from ._facade import AxScheduler as AxScheduler
+    from ._jobs import ContainerObjective as ContainerObjective
     from ._jobs import FunctionObjective as FunctionObjective
     from ._jobs import Job as Job
     from ._jobs import ScriptObjective as ScriptObjective
+    from .runners import DockerRunner as DockerRunner
     from .runners import JobLibRunner as JobLibRunner
     from .runners import Runner as Runner
 
 _EXPORTS = {
     "AxScheduler": "._facade",
+    "ContainerObjective": "._jobs",
+    "ContainerOptions": "._config",
+    "DockerRunner": ".runners",
     "AxSchedulerError": "._exceptions",
     "Batch": "._batch",
     "ConfigError": "._exceptions",
@@ -47,6 +54,7 @@ _EXPORTS = {
     "OptimizationStalledError": "._exceptions",
     "ResultError": "._exceptions",
     "Runner": ".runners",
+    "RunnerError": "._exceptions",
     "SchedulerClosedError": "._exceptions",
     "SchedulerConfig": "._config",
     "ScriptObjective": "._jobs",

@@ -119,6 +119,43 @@ class ScriptOptions(BaseModel):
             raise ConfigError(message.replace("config", "script_options")) from None
 
 
+class ContainerOptions(BaseModel):
+    """Options of ``set_container_objective(image, command, container_options={...})``.
+
+    Attributes:
+        engine: The container engine's command (``"docker"``).
+        volumes: Host path -> container path (append ``:ro`` for read-only).
+            Host paths must exist; relative ones are taken from the current
+            directory when the objective is set.
+        env_vars: Extra environment variables inside the container.
+        cpus: CPU limit (``--cpus``). memory: memory limit (``--memory``, e.g.
+            ``"4g"``). gpus: ``--gpus`` value (``"all"``, ``1``). network:
+            ``--network`` (``"none"`` isolates the trial).
+        timeout: Seconds a trial's container may run before it is stopped
+            (``docker stop``, then ``docker kill``) and the trial FAILED.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    engine: str = "docker"
+    volumes: dict[str, str] = {}
+    env_vars: dict[str, str] = {}
+    cpus: PositiveFloat | None = None
+    memory: str | None = Field(default=None, pattern=r"^[0-9]+[bkmgBKMG]?$")
+    gpus: str | int | None = None
+    network: str | None = None
+    timeout: PositiveFloat | None = None
+
+    @classmethod
+    def from_user(cls, options: Mapping[str, Any] | None) -> ContainerOptions:
+        """Validate ``container_options``, raising :class:`ConfigError` on bad input."""
+        try:
+            return cls.model_validate(dict(options or {}))
+        except ValidationError as exc:
+            message = describe_validation_error(exc, sorted(cls.model_fields))
+            raise ConfigError(message.replace("config", "container_options")) from None
+
+
 def describe_validation_error(exc: ValidationError, allowed: list[str]) -> str:
     """One readable line per problem: the key, what was wrong, the offending value."""
     lines = []

@@ -100,6 +100,7 @@ class Scheduler:
         # background; async objectives run on the loop and need no runner.
         if start_runner and not self.objective.is_async:
             await self.runner.start()
+            await self.runner.check_objective(self.objective)
 
     @property
     def running_trials(self) -> list[int]:

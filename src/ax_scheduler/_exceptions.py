@@ -10,6 +10,7 @@ catches all of them::
     ├── SchedulerClosedError                   used after close()/aclose()
     ├── EventLoopMismatchError                 async API used from a second event loop
     ├── OptimizationStalledError               Ax refuses candidates and nothing can unblock it
+    ├── RunnerError                            a backend cannot run trials (engine down, no image)
     └── TrialError                             one trial failed; the run goes on
         ├── ObjectiveError                     the objective raised
         ├── ResultError (also ValueError)      the objective returned something unusable
@@ -49,6 +50,10 @@ class EventLoopMismatchError(AxSchedulerError, RuntimeError):
 
 class OptimizationStalledError(AxSchedulerError):
     """Ax refuses to generate a candidate and no running trial can change that."""
+
+
+class RunnerError(AxSchedulerError):
+    """A runner cannot run trials at all: its engine is down, an image is missing."""
 
 
 class TrialError(AxSchedulerError):

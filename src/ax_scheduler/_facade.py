@@ -17,9 +17,10 @@ import cloudpickle
 from . import _shutdown
 from ._ax import AxAdapter, client_from_snapshot
 from ._batch import Batch, batch_context_async, batch_context_sync
-from ._config import SchedulerConfig, ScriptOptions
+from ._config import ContainerOptions, SchedulerConfig, ScriptOptions
+from ._container import make_container_objective
 from ._core import Best, Scheduler
-from ._jobs import FunctionObjective
+from ._jobs import FunctionObjective, Objective
 from ._portal import Portal
 from ._script import make_script_objective
 from .runners._base import Runner
@@ -110,7 +111,7 @@ class AxScheduler:
         objective = FunctionObjective(objective_fn)
         if self.runner.needs_pickling and not objective.is_async:
             _check_picklable(objective_fn, self.runner)
-        self._core.objective = objective
+        self._set_objective(objective)
 
     def set_script_objective(
         self,
@@ -139,7 +140,48 @@ class AxScheduler:
             ValueError: ``args`` use an unknown ``{placeholder}``.
         """
         options = ScriptOptions.from_user(script_options)
-        self._core.objective = make_script_objective(script_path, options)
+        self._set_objective(make_script_objective(script_path, options))
+
+    def set_container_objective(
+        self,
+        container_image: str,
+        container_command: str | list[str] | None = None,
+        container_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Evaluate every trial by running a container (with ``DockerRunner``).
+
+        The trial directory (``params.json`` in, ``result.json`` out, as for
+        :meth:`set_script_objective`) is mounted at ``/job``; ``{params_file}``,
+        ``{output_file}``, ``{trial_index}`` and ``{workdir}`` in the command are
+        the paths inside the container. The container runs as your uid, with
+        ``--rm``, named after the experiment and trial.
+
+        Args:
+            container_image: An image the engine has, e.g. ``"sim:latest"``.
+            container_command: The command, e.g. ``"python /app/simulate.py
+                {params_file} {output_file}"``; split like a shell would, but never
+                run through one. None runs the image's default command.
+            container_options: ``{"volumes": {"./data": "/app/data"}, "env_vars":
+                {...}, "cpus": 2, "memory": "4g", "gpus": None, "network": "none",
+                "timeout": 3600}``; see :class:`~ax_scheduler.ContainerOptions`.
+
+        Raises:
+            ConfigError: An option is unknown or invalid.
+            FileNotFoundError: A volume's host path does not exist.
+            ValueError: An empty image name, or an unknown ``{placeholder}``.
+            TypeError: The runner does not run containers.
+        """
+        options = ContainerOptions.from_user(container_options)
+        self._set_objective(make_container_objective(container_image, container_command, options))
+
+    def _set_objective(self, objective: Objective) -> None:
+        accepted = self.runner.objective_types
+        if accepted and not isinstance(objective, accepted):
+            kinds = ", ".join(kind.__name__ for kind in accepted)
+            raise TypeError(
+                f"{self.runner!r} cannot run a {type(objective).__name__}; it runs: {kinds}"
+            )
+        self._core.objective = objective
 
     # -- sync API -------------------------------------------------------------------
     def batch_trial_context(self) -> AbstractContextManager[Batch]:

@@ -70,7 +70,60 @@ class ScriptObjective:
         return [*head, str(self.script), *(arg.format(**placeholders) for arg in self.args)]
 
 
-Objective = FunctionObjective | ScriptObjective
+#: Where a container sees its trial directory.
+CONTAINER_WORKDIR = "/job"
+
+
+@dataclass(frozen=True)
+class ContainerObjective:
+    """A container image run once per trial, exchanging files like a script.
+
+    The trial directory is mounted at ``/job``; ``{params_file}``,
+    ``{output_file}``, ``{trial_index}`` and ``{workdir}`` in the command are the
+    paths as seen inside the container. The command is split like a shell would
+    (``shlex``) when the objective is set, and placeholders are replaced per
+    argument afterwards, so values never pass through a shell.
+
+    Attributes:
+        image: The image, e.g. ``"sim:latest"``.
+        command: The argv template, or () for the image's default command.
+        volumes: ``(host path, container path[:ro])`` mounts.
+        env: Extra environment variables.
+        cpus, memory, gpus, network: Resource limits passed to the engine.
+        timeout: Seconds a trial's container may run, or None.
+    """
+
+    image: str
+    command: tuple[str, ...] = ()
+    volumes: tuple[tuple[str, str], ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    cpus: float | None = None
+    memory: str | None = None
+    gpus: str | None = None
+    network: str | None = None
+    timeout: float | None = None
+
+    is_async = False
+
+    @property
+    def name(self) -> str:
+        return self.image
+
+    def placeholders(self, trial_index: int) -> dict[str, str]:
+        """Placeholder values as seen from inside the container."""
+        return {
+            "params_file": f"{CONTAINER_WORKDIR}/params.json",
+            "output_file": f"{CONTAINER_WORKDIR}/result.json",
+            "trial_index": str(trial_index),
+            "workdir": CONTAINER_WORKDIR,
+        }
+
+    def argv(self, trial_index: int) -> list[str]:
+        values = self.placeholders(trial_index)
+        return [arg.format(**values) for arg in self.command]
+
+
+Objective = FunctionObjective | ScriptObjective | ContainerObjective
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import os
 import shutil
 import signal
 import string
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ def make_script_objective(
             " script_options={'interpreter': 'python3'} (or bash, ...)"
         )
     for arg in options.args:
-        _check_placeholders(arg)
+        check_placeholders(arg)
     return ScriptObjective(
         script, interpreter, tuple(options.args), tuple(options.env.items()), options.timeout
     )
@@ -68,7 +68,7 @@ def _find_program(name: str) -> str:
     return found
 
 
-def _check_placeholders(arg: str) -> None:
+def check_placeholders(arg: str) -> None:
     for _, field, _, _ in string.Formatter().parse(arg):
         if field is not None and field not in SCRIPT_PLACEHOLDERS:
             raise ValueError(
@@ -92,8 +92,8 @@ async def run_script(job: Job) -> Any:
     await anyio.to_thread.run_sync(files.prepare, job.parameters)
     placeholders = files.placeholders(job.trial_index)
     env = {**os.environ, **dict(objective.env), **files.environment(job.trial_index)}
-    returncode = await _run_in_own_group(
-        objective.argv(placeholders), files, env, objective.timeout
+    returncode = await run_logged(
+        objective.argv(placeholders), files, env, objective.timeout, stop=terminate_group
     )
     return await anyio.to_thread.run_sync(files.read_result, returncode)
 
@@ -158,9 +158,18 @@ class TrialFiles:
         return ObjectiveError(f"{problem}; stderr ends: {last_line}", details=tail or None)
 
 
-async def _run_in_own_group(
-    argv: list[str], files: TrialFiles, env: dict[str, str], timeout: float | None
+async def run_logged(
+    argv: list[str],
+    files: TrialFiles,
+    env: dict[str, str] | None,
+    timeout: float | None,
+    stop: Callable[[asyncio.subprocess.Process], Awaitable[None]],
 ) -> int:
+    """Run ``argv`` in its own process group with output to the trial's logs.
+
+    Returns the exit code. On timeout or cancellation, ``stop(process)`` runs to
+    its end first (shielded), then TrialTimeoutError or the cancellation follows.
+    """
     stdout, stderr = await anyio.to_thread.run_sync(_open_logs, files)
     try:
         process = await asyncio.create_subprocess_exec(
@@ -173,12 +182,10 @@ async def _run_in_own_group(
         async with asyncio.timeout(timeout):
             return await process.wait()
     except TimeoutError:
-        await shielded(terminate_group(process))
-        raise TrialTimeoutError(
-            f"timeout: script ran longer than its timeout of {timeout:g} s"
-        ) from None
+        await shielded(stop(process))
+        raise TrialTimeoutError(f"timeout: ran longer than its timeout of {timeout:g} s") from None
     except asyncio.CancelledError:
-        await shielded(terminate_group(process))
+        await shielded(stop(process))
         raise
 
 

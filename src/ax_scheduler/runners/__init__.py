@@ -1,6 +1,7 @@
 """Runners: where trials run. One module per backend."""
 
 from ._base import Runner
+from .docker import DockerRunner
 from .local import JobLibRunner
 
-__all__ = ["JobLibRunner", "Runner"]
+__all__ = ["DockerRunner", "JobLibRunner", "Runner"]

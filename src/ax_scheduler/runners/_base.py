@@ -12,7 +12,7 @@ import abc
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
-from .._jobs import Job
+from .._jobs import Job, Objective
 
 
 class Runner(abc.ABC):
@@ -35,6 +35,9 @@ class Runner(abc.ABC):
     #: Short name recorded with each trial (``"joblib"``, ``"slurm"`` ...).
     kind: str = "runner"
 
+    #: The objective kinds this runner can run; set_*_objective refuses others.
+    objective_types: tuple[type, ...] = ()
+
     #: True if objectives travel to other processes (checked with cloudpickle
     #: when the objective is set, not discovered at the first trial).
     needs_pickling: bool = False
@@ -46,6 +49,13 @@ class Runner(abc.ABC):
 
     async def start(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Prepare the runner. Called once before the first job; idempotent."""
+
+    async def check_objective(self, objective: Objective) -> None:  # noqa: B027 - optional
+        """Check, once before trials run, that this runner can run ``objective``.
+
+        Raises:
+            RunnerError: It cannot (a missing container image, say).
+        """
 
     @abc.abstractmethod
     async def run(self, job: Job) -> Any:

@@ -23,8 +23,8 @@ from joblib.externals.loky.process_executor import BrokenProcessPool
 
 from .. import _shutdown
 from .._aio import shielded
-from .._exceptions import ObjectiveError, WorkerDiedError
-from .._jobs import Job, ScriptObjective
+from .._exceptions import ObjectiveError, RunnerError, WorkerDiedError
+from .._jobs import FunctionObjective, Job, ScriptObjective
 from .._script import run_script
 from .._worker import call_objective, init_worker, noop
 from ._base import Runner
@@ -96,6 +96,7 @@ class JobLibRunner(Runner):
     """
 
     kind = "joblib"
+    objective_types = (FunctionObjective, ScriptObjective)
 
     def __init__(self, n_jobs: int = 1, backend: str = "loky") -> None:
         if backend not in BACKENDS:
@@ -143,6 +144,8 @@ class JobLibRunner(Runner):
         """
         if isinstance(job.objective, ScriptObjective):
             return await run_script(job)  # a subprocess of its own, no pool worker
+        if not isinstance(job.objective, FunctionObjective):
+            raise RunnerError(f"{self!r} cannot run a {type(job.objective).__name__}")
         fn = job.objective.fn
         await self.start()
         if self.backend == "threading":

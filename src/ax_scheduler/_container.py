@@ -1,0 +1,101 @@
+"""Container objectives: checking them when set, and the ``docker run`` line."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+from ._config import ContainerOptions
+from ._jobs import CONTAINER_WORKDIR, ContainerObjective, Job
+from ._script import check_placeholders
+
+
+def make_container_objective(
+    image: str, command: str | list[str] | None, options: ContainerOptions
+) -> ContainerObjective:
+    """Validate an image name, a command template and options now.
+
+    Raises:
+        ValueError: Empty image, an unparsable command, an unknown placeholder.
+        FileNotFoundError: A volume's host path does not exist.
+    """
+    if not isinstance(image, str) or not image.strip():
+        raise ValueError(f"container_image must be an image name like 'sim:latest', got {image!r}")
+    argv = _split_command(command)
+    for arg in argv:
+        check_placeholders(arg)
+    return ContainerObjective(
+        image=image,
+        command=tuple(argv),
+        volumes=tuple(_check_volume(host, inside) for host, inside in options.volumes.items()),
+        env=tuple(options.env_vars.items()),
+        cpus=options.cpus,
+        memory=options.memory,
+        gpus=None if options.gpus is None else str(options.gpus),
+        network=options.network,
+        timeout=options.timeout,
+    )
+
+
+def _split_command(command: str | list[str] | None) -> list[str]:
+    if command is None:
+        return []
+    if isinstance(command, str):
+        try:
+            return shlex.split(command)
+        except ValueError as exc:
+            raise ValueError(f"container_command {command!r} cannot be split: {exc}") from None
+    return [str(arg) for arg in command]
+
+
+def _check_volume(host: str, inside: str) -> tuple[str, str]:
+    path = Path(host).expanduser().absolute()
+    if not path.exists():
+        raise FileNotFoundError(f"volume host path {host!r} ({path}) does not exist")
+    if not inside.startswith("/") or inside.split(":")[0] == CONTAINER_WORKDIR:
+        raise ValueError(
+            f"volume container path for {host!r} must be absolute and not"
+            f" {CONTAINER_WORKDIR} (the trial directory), got {inside!r}"
+        )
+    return str(path), inside
+
+
+def container_name(job: Job, suffix: str) -> str:
+    """A name Docker accepts: ``[a-zA-Z0-9][a-zA-Z0-9_.-]*``, unique per run."""
+    return re.sub(r"[^a-zA-Z0-9_.-]", "-", f"axs-{job.name}-{suffix}")
+
+
+def docker_run_argv(
+    engine: str, objective: ContainerObjective, job: Job, name: str, user: str
+) -> list[str]:
+    """The complete ``docker run`` command line of one trial (no shell involved)."""
+    assert job.workdir is not None
+    inside = objective.placeholders(job.trial_index)
+    env = {
+        "JOB_PARAMS_FILE": inside["params_file"],
+        "JOB_OUTPUT_FILE": inside["output_file"],
+        "JOB_TRIAL_INDEX": inside["trial_index"],
+        "JOB_WORKDIR": inside["workdir"],
+        **dict(objective.env),
+    }
+    argv = [engine, "run", "--rm", "--name", name, "--user", user]
+    argv += ["--volume", f"{job.workdir}:{CONTAINER_WORKDIR}", "--workdir", CONTAINER_WORKDIR]
+    for host, target in objective.volumes:
+        argv += ["--volume", f"{host}:{target}"]
+    for key, value in env.items():
+        argv += ["--env", f"{key}={value}"]
+    argv += _limits(objective)
+    return [*argv, objective.image, *objective.argv(job.trial_index)]
+
+
+def _limits(objective: ContainerObjective) -> list[str]:
+    flags = {
+        "--cpus": objective.cpus,
+        "--memory": objective.memory,
+        "--gpus": objective.gpus,
+        "--network": objective.network,
+    }
+    return [
+        part for flag, value in flags.items() if value is not None for part in (flag, str(value))
+    ]

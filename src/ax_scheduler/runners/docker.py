@@ -1,0 +1,138 @@
+"""DockerRunner: each trial is a ``docker run`` of a container objective.
+
+``docker run`` is an asyncio subprocess whose exit is the trial's end (no polling).
+The engine is checked once at start, the image once per run; stopping a trial is
+``docker stop -t <grace>`` then ``docker kill``, so no container outlives its trial.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from typing import Any
+
+import anyio
+
+from .._container import container_name, docker_run_argv
+from .._exceptions import RunnerError
+from .._jobs import ContainerObjective, Job, Objective
+from .._script import TrialFiles, run_logged
+from ._base import Runner
+
+
+class DockerRunner(Runner):
+    """Runs container objectives in a local Docker engine, ``max_parallel`` at a time.
+
+    Args:
+        max_parallel: How many trial containers run at once.
+        engine: The engine's client command (``docker``; honours ``DOCKER_HOST``).
+        stop_grace_seconds: ``docker stop -t`` grace before ``docker kill``.
+        user: ``uid:gid`` the container runs as; default the driver's own, so
+            result files in the trial directory are not root-owned.
+
+    Raises:
+        ValueError: ``max_parallel`` is not a positive int.
+    """
+
+    kind = "docker"
+    objective_types = (ContainerObjective,)
+
+    def __init__(
+        self,
+        max_parallel: int = 4,
+        engine: str = "docker",
+        stop_grace_seconds: float = 10.0,
+        user: str | None = None,
+    ) -> None:
+        if isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1:
+            raise ValueError(f"max_parallel must be a positive int, got {max_parallel!r}")
+        self.max_parallel = max_parallel
+        self.engine = engine
+        self.stop_grace_seconds = stop_grace_seconds
+        self.user = user or f"{os.getuid()}:{os.getgid()}"
+        self._engine_ok = False
+        self._images_ok: set[str] = set()
+
+    @property
+    def capacity(self) -> int:
+        """How many containers run at once."""
+        return self.max_parallel
+
+    def __repr__(self) -> str:
+        return f"DockerRunner(max_parallel={self.max_parallel}, engine={self.engine!r})"
+
+    async def start(self) -> None:
+        """Check once that the engine answers.
+
+        Raises:
+            RunnerError: The engine is not running or not reachable.
+        """
+        if self._engine_ok:
+            return
+        code, out = await _capture(self.engine, "version", "--format", "{{.Server.Version}}")
+        if code != 0:
+            where = os.environ.get("DOCKER_HOST", "the default socket")
+            raise RunnerError(f"the Docker engine at {where} does not answer: {out.strip()}")
+        self._engine_ok = True
+
+    async def check_objective(self, objective: Objective) -> None:
+        """Check once per image that the engine has it (no registry is assumed).
+
+        Raises:
+            RunnerError: The image is not in the engine.
+        """
+        if not isinstance(objective, ContainerObjective) or objective.image in self._images_ok:
+            return
+        code, out = await _capture(
+            self.engine, "image", "inspect", "--format", "{{.Id}}", objective.image
+        )
+        if code != 0:
+            raise RunnerError(
+                f"image {objective.image!r} is not in the engine: build or pull it first"
+                f" ({out.strip().splitlines()[-1] if out.strip() else 'no details'})"
+            )
+        self._images_ok.add(objective.image)
+
+    async def run(self, job: Job) -> Any:
+        """Run the trial's container; return what it wrote to ``result.json``.
+
+        Raises:
+            ObjectiveError: Non-zero exit, or a missing or malformed result file.
+            TrialTimeoutError: The container ran longer than its timeout.
+        """
+        objective = job.objective
+        if not isinstance(objective, ContainerObjective):
+            raise RunnerError(
+                f"{self!r} runs container objectives only, got {type(objective).__name__}"
+            )
+        assert job.workdir is not None
+        files = TrialFiles(job.workdir)
+        await anyio.to_thread.run_sync(files.prepare, job.parameters)
+        name = container_name(job, uuid.uuid4().hex[:8])
+        job.info.update(container=name)
+        argv = docker_run_argv(self.engine, objective, job, name, self.user)
+
+        async def stop(process: asyncio.subprocess.Process) -> None:
+            await self._stop_container(name, process)
+
+        code = await run_logged(argv, files, None, objective.timeout, stop=stop)
+        return await anyio.to_thread.run_sync(files.read_result, code)
+
+    async def _stop_container(self, name: str, process: asyncio.subprocess.Process) -> None:
+        grace = f"{self.stop_grace_seconds:g}"
+        await _capture(self.engine, "stop", "--time", grace, name)
+        await _capture(self.engine, "kill", name)  # a no-op when stop worked
+        await process.wait()
+
+
+async def _capture(*argv: str) -> tuple[int, str]:
+    """Run a short engine command; its exit code and combined output."""
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+    except FileNotFoundError:
+        return 127, f"{argv[0]!r} is not installed or not on PATH"
+    out, _ = await process.communicate()
+    return process.returncode or 0, out.decode(errors="replace")
