@@ -205,3 +205,12 @@ def test_docker_run_command_line(tmp_path: Path) -> None:
         "--tag",
         "a b",
     ]
+
+
+def test_apptainer_objective_on_docker_runner_is_refused_before_any_trial(tmp_path: Path) -> None:
+    client = legacy_client()
+    with AxScheduler(client, DockerRunner(), {"job_output_dir": str(tmp_path)}) as scheduler:
+        scheduler.set_container_objective("localtest:latest", "true", {"engine": "apptainer"})
+        with pytest.raises(RunnerError, match="engine 'apptainer' needs a cluster runner"):
+            scheduler.run_optimization(max_trials=1)
+    assert experiment_of(client).trials == {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import (
     AliasChoices,
@@ -89,7 +89,23 @@ class SchedulerConfig(BaseModel):
         return sorted(keys)
 
 
-class ScriptOptions(BaseModel):
+class _ObjectiveOptions(BaseModel):
+    """Options dict of a ``set_*_objective`` call, validated with named errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    _argument: ClassVar[str]
+
+    @classmethod
+    def from_user(cls, options: Mapping[str, Any] | None) -> Self:
+        """Validate the user's dict, raising :class:`ConfigError` on bad input."""
+        try:
+            return cls.model_validate(dict(options or {}))
+        except ValidationError as exc:
+            message = describe_validation_error(exc, sorted(cls.model_fields))
+            raise ConfigError(message.replace("config", cls._argument)) from None
+
+
+class ScriptOptions(_ObjectiveOptions):
     """Options of ``set_script_objective(script, script_options={...})``.
 
     Attributes:
@@ -102,28 +118,20 @@ class ScriptOptions(BaseModel):
             terminated (SIGTERM, then SIGKILL) and the trial marked FAILED.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    _argument = "script_options"
 
     interpreter: str | None = None
     args: list[str] = []
     env: dict[str, str] = {}
     timeout: PositiveFloat | None = None
 
-    @classmethod
-    def from_user(cls, options: Mapping[str, Any] | None) -> ScriptOptions:
-        """Validate ``script_options``, raising :class:`ConfigError` on bad input."""
-        try:
-            return cls.model_validate(dict(options or {}))
-        except ValidationError as exc:
-            message = describe_validation_error(exc, sorted(cls.model_fields))
-            raise ConfigError(message.replace("config", "script_options")) from None
 
-
-class ContainerOptions(BaseModel):
+class ContainerOptions(_ObjectiveOptions):
     """Options of ``set_container_objective(image, command, container_options={...})``.
 
     Attributes:
-        engine: The container engine's command (``"docker"``).
+        engine: Which engine runs the image: ``"docker"`` (DockerRunner), or
+            ``"apptainer"``/``"singularity"`` (for cluster runners).
         volumes: Host path -> container path (append ``:ro`` for read-only).
             Host paths must exist; relative ones are taken from the current
             directory when the objective is set.
@@ -135,9 +143,9 @@ class ContainerOptions(BaseModel):
             (``docker stop``, then ``docker kill``) and the trial FAILED.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    _argument = "container_options"
 
-    engine: str = "docker"
+    engine: Literal["docker", "apptainer", "singularity"] = "docker"
     volumes: dict[str, str] = {}
     env_vars: dict[str, str] = {}
     cpus: PositiveFloat | None = None
@@ -145,15 +153,6 @@ class ContainerOptions(BaseModel):
     gpus: str | int | None = None
     network: str | None = None
     timeout: PositiveFloat | None = None
-
-    @classmethod
-    def from_user(cls, options: Mapping[str, Any] | None) -> ContainerOptions:
-        """Validate ``container_options``, raising :class:`ConfigError` on bad input."""
-        try:
-            return cls.model_validate(dict(options or {}))
-        except ValidationError as exc:
-            message = describe_validation_error(exc, sorted(cls.model_fields))
-            raise ConfigError(message.replace("config", "container_options")) from None
 
 
 def describe_validation_error(exc: ValidationError, allowed: list[str]) -> str:

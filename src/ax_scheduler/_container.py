@@ -28,6 +28,7 @@ def make_container_objective(
     return ContainerObjective(
         image=image,
         command=tuple(argv),
+        engine=options.engine,
         volumes=tuple(_check_volume(host, inside) for host, inside in options.volumes.items()),
         env=tuple(options.env_vars.items()),
         cpus=options.cpus,

@@ -86,6 +86,7 @@ class ContainerObjective:
 
     Attributes:
         image: The image, e.g. ``"sim:latest"``.
+        engine: ``"docker"``, ``"apptainer"`` or ``"singularity"``.
         command: The argv template, or () for the image's default command.
         volumes: ``(host path, container path[:ro])`` mounts.
         env: Extra environment variables.
@@ -95,6 +96,7 @@ class ContainerObjective:
 
     image: str
     command: tuple[str, ...] = ()
+    engine: str = "docker"
     volumes: tuple[tuple[str, str], ...] = ()
     env: tuple[tuple[str, str], ...] = ()
     cpus: float | None = None

@@ -84,6 +84,11 @@ class DockerRunner(Runner):
         """
         if not isinstance(objective, ContainerObjective) or objective.image in self._images_ok:
             return
+        if objective.engine != "docker":
+            raise RunnerError(
+                f"{self!r} runs docker containers; engine {objective.engine!r} needs a"
+                " cluster runner (container_options={'engine': 'docker'} here)"
+            )
         code, out = await _capture(
             self.engine, "image", "inspect", "--format", "{{.Id}}", objective.image
         )
