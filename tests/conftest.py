@@ -110,6 +110,26 @@ def experiment_of(client: Any) -> Any:
     return client.experiment if hasattr(client, "experiment") else client._experiment
 
 
+def alive(pid: int) -> bool:
+    """Whether a process runs (a zombie waiting to be reaped does not)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def wait_until(condition: Any, seconds: float) -> bool:
+    """Poll ``condition()`` every 50 ms for up to ``seconds``; its last value."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not (result := condition()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return bool(result)
+
+
 def worker_pids() -> set[int]:
     """Live loky worker processes that are children of this test process."""
     import psutil

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 
 import objectives
 from ax_scheduler import AxScheduler, JobLibRunner, SchedulerClosedError
-from conftest import legacy_client, statuses, worker_pids
+from conftest import alive, legacy_client, statuses, wait_until, worker_pids
 
 SCRIPT = textwrap.dedent(
     """
@@ -42,8 +41,6 @@ SCRIPT = textwrap.dedent(
 
 @pytest.mark.slow
 def test_script_that_never_closes_exits_promptly_and_leaves_no_workers(tmp_path: Path) -> None:
-    import psutil
-
     out = tmp_path / "pids"
     out.mkdir()
     script = tmp_path / "never_closes.py"
@@ -52,16 +49,13 @@ def test_script_that_never_closes_exits_promptly_and_leaves_no_workers(tmp_path:
     result = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, timeout=120
     )
-    finished = time.monotonic()
 
     assert result.returncode == 0, result.stderr[-2000:]
     assert "script ends" in result.stdout
     assert "trial 0 abandoned: cancelled: the scheduler was closed" in result.stderr
     pids = [int(p.stem) for p in out.glob("*.pid")]
     assert len(pids) == 2
-    while any(psutil.pid_exists(pid) for pid in pids) and time.monotonic() - finished < 5:
-        time.sleep(0.1)
-    assert not any(psutil.pid_exists(pid) for pid in pids)
+    assert wait_until(lambda: not any(alive(pid) for pid in pids), 5)
 
 
 def test_context_manager_closes_and_refuses_further_use() -> None:
@@ -120,8 +114,6 @@ def test_ctrl_c_abandons_running_trials_and_kills_workers(tmp_path: Path) -> Non
     import os
     import signal
 
-    import psutil
-
     out = tmp_path / "pids"
     out.mkdir()
     script = tmp_path / "ctrl_c.py"
@@ -134,9 +126,7 @@ def test_ctrl_c_abandons_running_trials_and_kills_workers(tmp_path: Path) -> Non
         text=True,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 120
-    while len(list(out.glob("*.pid"))) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    assert wait_until(lambda: len(list(out.glob("*.pid"))) == 2, 120)
     os.killpg(driver.pid, signal.SIGINT)
     stdout, stderr = driver.communicate(timeout=60)
 
@@ -145,16 +135,13 @@ def test_ctrl_c_abandons_running_trials_and_kills_workers(tmp_path: Path) -> Non
     assert "statuses {0: 'ABANDONED', 1: 'ABANDONED', 2: 'ABANDONED'}" in stdout, stderr[-2000:]
     assert "reason cancelled: run_optimization was interrupted" in stdout
     pids = [int(p.stem) for p in out.glob("*.pid")]
-    time.sleep(0.5)
-    assert not any(psutil.pid_exists(pid) for pid in pids)
+    assert wait_until(lambda: not any(alive(pid) for pid in pids), 5)
 
 
 @pytest.mark.slow
 def test_workers_exit_when_the_driver_is_killed(tmp_path: Path) -> None:
     import os
     import signal
-
-    import psutil
 
     out = tmp_path / "pids"
     out.mkdir()
@@ -163,14 +150,9 @@ def test_workers_exit_when_the_driver_is_killed(tmp_path: Path) -> None:
     driver = subprocess.Popen(
         [sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    deadline = time.monotonic() + 120
-    while len(list(out.glob("*.pid"))) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    assert wait_until(lambda: len(list(out.glob("*.pid"))) == 2, 120)
     os.kill(driver.pid, signal.SIGKILL)
     driver.wait(timeout=10)
 
     pids = [int(p.stem) for p in out.glob("*.pid")]
-    deadline = time.monotonic() + 10
-    while any(psutil.pid_exists(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(psutil.pid_exists(pid) for pid in pids)
+    assert wait_until(lambda: not any(alive(pid) for pid in pids), 10)

@@ -12,19 +12,13 @@ from typing import Any
 import pytest
 
 from ax_scheduler import AxScheduler, ConfigError, JobLibRunner
-from conftest import PARAMETERS, experiment_of, statuses
+from conftest import PARAMETERS, alive, experiment_of, statuses
 
 SCRIPTS = Path(__file__).parent / "scripts"
 
 
-def alive(pid_file: Path) -> bool:
-    """Whether the process is running (a zombie waiting for init to reap it is not)."""
-    import psutil
-
-    try:
-        return psutil.Process(int(pid_file.read_text())).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+def alive_from(pid_file: Path) -> bool:
+    return alive(int(pid_file.read_text()))
 
 
 HOSTILE = [
@@ -137,7 +131,7 @@ def test_script_timeout_kills_its_whole_process_group(tmp_path: Path) -> None:
     assert trial.status_reason == "timeout: ran longer than its timeout of 1 s"
     workdir = tmp_path / "test_experiment-trial-0"
     for name in ("script.pid", "child.pid"):
-        assert not alive(workdir / name)
+        assert not alive_from(workdir / name)
 
 
 def test_closing_kills_a_running_script_and_its_children(tmp_path: Path) -> None:
@@ -156,7 +150,7 @@ def test_closing_kills_a_running_script_and_its_children(tmp_path: Path) -> None
         time.sleep(0.05)
     scheduler.close()
     assert statuses(client) == {0: "ABANDONED"}
-    assert not alive(child)
+    assert not alive_from(child)
 
 
 def test_script_problems_are_reported_when_the_objective_is_set(tmp_path: Path) -> None:
