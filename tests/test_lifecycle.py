@@ -109,16 +109,13 @@ CTRL_C_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
-def test_ctrl_c_abandons_running_trials_and_kills_workers(tmp_path: Path) -> None:
-    import os
-    import signal
-
+def start_driver_with_two_trials_running(tmp_path: Path) -> tuple[subprocess.Popen[str], list[int]]:
+    """Run CTRL_C_SCRIPT in its own session (a terminal's foreground job: Ctrl-C
+    reaches the whole group); return once both trials are inside their objective."""
     out = tmp_path / "pids"
     out.mkdir()
-    script = tmp_path / "ctrl_c.py"
+    script = tmp_path / "driver.py"
     script.write_text(CTRL_C_SCRIPT.format(tests=str(Path(__file__).parent), out=str(out)))
-    # Its own session, like a terminal's foreground job: Ctrl-C reaches the whole group.
     driver = subprocess.Popen(
         [sys.executable, str(script)],
         stdout=subprocess.PIPE,
@@ -127,6 +124,15 @@ def test_ctrl_c_abandons_running_trials_and_kills_workers(tmp_path: Path) -> Non
         start_new_session=True,
     )
     assert wait_until(lambda: len(list(out.glob("*.pid"))) == 2, 120)
+    return driver, [int(p.stem) for p in out.glob("*.pid")]
+
+
+@pytest.mark.slow
+def test_ctrl_c_abandons_running_trials_and_kills_workers(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    driver, trial_pids = start_driver_with_two_trials_running(tmp_path)
     os.killpg(driver.pid, signal.SIGINT)
     stdout, stderr = driver.communicate(timeout=60)
 
@@ -134,8 +140,7 @@ def test_ctrl_c_abandons_running_trials_and_kills_workers(tmp_path: Path) -> Non
     # two running trials and the one generated ahead, waiting for a slot
     assert "statuses {0: 'ABANDONED', 1: 'ABANDONED', 2: 'ABANDONED'}" in stdout, stderr[-2000:]
     assert "reason cancelled: run_optimization was interrupted" in stdout
-    pids = [int(p.stem) for p in out.glob("*.pid")]
-    assert wait_until(lambda: not any(alive(pid) for pid in pids), 5)
+    assert wait_until(lambda: not any(alive(pid) for pid in trial_pids), 5)
 
 
 @pytest.mark.slow
@@ -143,16 +148,8 @@ def test_workers_exit_when_the_driver_is_killed(tmp_path: Path) -> None:
     import os
     import signal
 
-    out = tmp_path / "pids"
-    out.mkdir()
-    script = tmp_path / "killed.py"
-    script.write_text(CTRL_C_SCRIPT.format(tests=str(Path(__file__).parent), out=str(out)))
-    driver = subprocess.Popen(
-        [sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    assert wait_until(lambda: len(list(out.glob("*.pid"))) == 2, 120)
+    driver, trial_pids = start_driver_with_two_trials_running(tmp_path)
     os.kill(driver.pid, signal.SIGKILL)
-    driver.wait(timeout=10)
+    driver.communicate(timeout=10)
 
-    pids = [int(p.stem) for p in out.glob("*.pid")]
-    assert wait_until(lambda: not any(alive(pid) for pid in pids), 10)
+    assert wait_until(lambda: not any(alive(pid) for pid in trial_pids), 10)
