@@ -14,9 +14,12 @@ if TYPE_CHECKING:
     from ._config import ContainerOptions as ContainerOptions
     from ._config import SchedulerConfig as SchedulerConfig
     from ._config import ScriptOptions as ScriptOptions
+    from ._config import SlurmConfig as SlurmConfig
+    from ._config import SSHOptions as SSHOptions
     from ._exceptions import AxSchedulerError as AxSchedulerError
     from ._exceptions import ConfigError as ConfigError
     from ._exceptions import EventLoopMismatchError as EventLoopMismatchError
+    from ._exceptions import InfrastructureError as InfrastructureError
     from ._exceptions import InvalidParametersError as InvalidParametersError
     from ._exceptions import ObjectiveError as ObjectiveError
     from ._exceptions import ObjectiveNotSetError as ObjectiveNotSetError
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
     from .runners import DockerRunner as DockerRunner
     from .runners import JobLibRunner as JobLibRunner
     from .runners import Runner as Runner
+    from .runners import SlurmRunner as SlurmRunner
 
 _EXPORTS = {
     "AxScheduler": "._facade",
@@ -46,6 +50,7 @@ _EXPORTS = {
     "ConfigError": "._exceptions",
     "EventLoopMismatchError": "._exceptions",
     "FunctionObjective": "._jobs",
+    "InfrastructureError": "._exceptions",
     "InvalidParametersError": "._exceptions",
     "Job": "._jobs",
     "JobLibRunner": ".runners",
@@ -59,6 +64,9 @@ _EXPORTS = {
     "SchedulerConfig": "._config",
     "ScriptObjective": "._jobs",
     "ScriptOptions": "._config",
+    "SlurmConfig": "._config",
+    "SlurmRunner": ".runners",
+    "SSHOptions": "._config",
     "TrialError": "._exceptions",
     "TrialTimeoutError": "._exceptions",
     "WorkerDiedError": "._exceptions",

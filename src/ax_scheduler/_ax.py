@@ -167,6 +167,11 @@ class AxAdapter:
         self._note(trial, failure_reason=reason)
         trial.mark_abandoned(reason=reason)
 
+    def note(self, index: int, **info: Any) -> None:
+        """Add ``info`` (job id, host, log paths) to the trial's run metadata."""
+        if info:
+            self._note(self.trial(index), **info)
+
     def _note(self, trial: BaseTrial, **info: Any) -> None:
         current = dict(trial.run_metadata.get(RUN_METADATA_KEY, {}))
         current.update(info)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
@@ -11,10 +12,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
+    SecretStr,
     ValidationError,
+    field_validator,
 )
 
 from ._exceptions import ConfigError
@@ -89,8 +93,8 @@ class SchedulerConfig(BaseModel):
         return sorted(keys)
 
 
-class _ObjectiveOptions(BaseModel):
-    """Options dict of a ``set_*_objective`` call, validated with named errors."""
+class _Options(BaseModel):
+    """An options dict (``script_options``, ``ssh``, ...), validated with named errors."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     _argument: ClassVar[str]
@@ -105,7 +109,7 @@ class _ObjectiveOptions(BaseModel):
             raise ConfigError(message.replace("config", cls._argument)) from None
 
 
-class ScriptOptions(_ObjectiveOptions):
+class ScriptOptions(_Options):
     """Options of ``set_script_objective(script, script_options={...})``.
 
     Attributes:
@@ -126,7 +130,7 @@ class ScriptOptions(_ObjectiveOptions):
     timeout: PositiveFloat | None = None
 
 
-class ContainerOptions(_ObjectiveOptions):
+class ContainerOptions(_Options):
     """Options of ``set_container_objective(image, command, container_options={...})``.
 
     Attributes:
@@ -155,6 +159,137 @@ class ContainerOptions(_ObjectiveOptions):
     timeout: PositiveFloat | None = None
 
 
+class SSHOptions(_Options):
+    """How to reach a host over SSH: the ``ssh={...}`` of a cluster or SSH runner.
+
+    Host keys are verified against ``known_hosts`` unless ``verify_host_key`` is
+    set to False, which must be said explicitly. Secrets (``password``,
+    ``passphrase``) are kept as :class:`pydantic.SecretStr` and never printed.
+
+    Attributes:
+        host: Host name or address.
+        port: SSH port.
+        username: Remote user; None uses the local user name (or ~/.ssh/config).
+        client_keys: Private key files; None uses the SSH agent and default keys.
+        passphrase: Passphrase of encrypted client keys.
+        password: Password authentication, if the server allows it.
+        known_hosts: File of trusted host keys.
+        verify_host_key: False skips host key verification (insecure).
+        connect_timeout: Seconds to wait for a connection.
+        keepalive_interval: Seconds between keep-alive probes, so a dead link is
+            noticed even while no command runs.
+        max_sessions: Commands in flight at once on the one connection (OpenSSH
+            allows 10 sessions per connection by default).
+        reconnect_attempts: How often a dropped connection is re-established
+            (1, 2, 4 ... s apart) before the host counts as down.
+    """
+
+    _argument = "ssh"
+
+    host: str = Field(min_length=1)
+    port: int = Field(default=22, ge=1, le=65535)
+    username: str | None = None
+    client_keys: list[str] | None = None
+    passphrase: SecretStr | None = None
+    password: SecretStr | None = None
+    known_hosts: str = "~/.ssh/known_hosts"
+    verify_host_key: bool = True
+    connect_timeout: PositiveFloat = 15.0
+    keepalive_interval: PositiveFloat = 30.0
+    max_sessions: PositiveInt = 8
+    reconnect_attempts: NonNegativeInt = 5
+
+    @property
+    def address(self) -> str:
+        """``user@host:port`` for messages (no secrets)."""
+        user = f"{self.username}@" if self.username else ""
+        return f"{user}{self.host}:{self.port}"
+
+
+#: sbatch options the runner sets itself, and where the user sets them instead.
+MANAGED_SBATCH_OPTIONS = {
+    "array": "config['array_parallelism'] (the arrays are the runner's)",
+    "error": "nothing: per-trial logs are the runner's",
+    "output": "nothing: per-trial logs are the runner's",
+    "job-name": "nothing: jobs are named after the experiment",
+    "parsable": "nothing",
+    "wrap": "nothing: the job script is the runner's",
+    "chdir": "nothing: each trial runs in its own directory",
+    "partition": "SlurmRunner(partition=...)",
+    "time": "SlurmRunner(time_limit=...)",
+    "mem": "SlurmRunner(memory=...)",
+    "cpus-per-task": "SlurmRunner(cpus_per_task=...)",
+}
+
+
+class SlurmConfig(_Options):
+    """The ``config={...}`` of :class:`~ax_scheduler.SlurmRunner`.
+
+    Attributes:
+        modules: Environment modules loaded in each job (``module load <name>``).
+        setup: Shell lines run in each job before the trial (``source venv/bin/activate``).
+            They are yours and run as written; parameter values never go there.
+        sbatch_options: More ``sbatch`` options, long names without dashes
+            (``{"account": "proj", "qos": "short", "exclusive": True}``).
+        python: The Python on the cluster that runs function objectives; it needs
+            cloudpickle and the objective's imports.
+        job_dir: Directory on the cluster for job scripts, trial files and logs;
+            relative paths start at the remote home (or here, without ``ssh``).
+        max_parallel: Trials queued or running at once.
+        array_parallelism: ``%limit`` of each job array (tasks running at once).
+        max_array_size: Tasks per array; default the cluster's ``MaxArraySize``.
+        max_resubmits: Resubmissions of a trial whose job hit an infrastructure
+            failure (NODE_FAIL, PREEMPTED, BOOT_FAIL) before it counts as failed.
+        monitoring_interval: Longest pause between status polls; default the
+            scheduler's ``monitoring_interval``. Polls start 1 s apart and back
+            off (1, 2, 4 ... s) while nothing changes.
+        min_poll_interval: The shortest pause between status polls.
+        submit_window: Seconds trials wait to be submitted together as one array.
+    """
+
+    _argument = "config"
+
+    modules: list[str] = []
+    setup: list[str] = []
+    sbatch_options: dict[str, str | int | float | bool] = {}
+    python: str = "python3"
+    job_dir: str = "ax_scheduler_jobs"
+    max_parallel: PositiveInt = 100
+    array_parallelism: PositiveInt | None = None
+    max_array_size: PositiveInt | None = None
+    max_resubmits: NonNegativeInt = 2
+    monitoring_interval: PositiveFloat | None = None
+    min_poll_interval: PositiveFloat = 1.0
+    submit_window: NonNegativeFloat = 0.05
+
+    @field_validator("sbatch_options")
+    @classmethod
+    def _check_sbatch_options(
+        cls, options: dict[str, str | int | float | bool]
+    ) -> dict[str, str | int | float | bool]:
+        for key, value in options.items():
+            if key in MANAGED_SBATCH_OPTIONS:
+                raise ValueError(
+                    f"sbatch option {key!r} is set by the runner; use {MANAGED_SBATCH_OPTIONS[key]}"
+                )
+            if not re.fullmatch(r"[a-z][a-z0-9-]*", key):
+                raise ValueError(
+                    f"sbatch option {key!r} is not a long option name like 'account' or"
+                    " 'mail-type' (no dashes in front, no '=')"
+                )
+            if isinstance(value, str) and ("\n" in value or not value):
+                raise ValueError(f"sbatch option {key!r} has an empty or multi-line value")
+        return options
+
+    @field_validator("modules")
+    @classmethod
+    def _check_modules(cls, modules: list[str]) -> list[str]:
+        for name in modules:
+            if not re.fullmatch(r"[A-Za-z0-9_.+/-]+", name):
+                raise ValueError(f"module name {name!r} is not a module like 'python/3.11'")
+        return modules
+
+
 def describe_validation_error(exc: ValidationError, allowed: list[str]) -> str:
     """One readable line per problem: the key, what was wrong, the offending value."""
     lines = []
@@ -163,5 +298,7 @@ def describe_validation_error(exc: ValidationError, allowed: list[str]) -> str:
         if error["type"] == "extra_forbidden":
             lines.append(f"unknown config key {key!r}; allowed keys: {', '.join(allowed)}")
         else:
-            lines.append(f"config[{key!r}]: {error['msg'].lower()}, got {error['input']!r}")
+            message = error["msg"].removeprefix("Value error, ")
+            message = message[:1].lower() + message[1:]
+            lines.append(f"config[{key!r}]: {message}, got {error['input']!r}")
     return "invalid config: " + "; ".join(lines)

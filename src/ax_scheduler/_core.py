@@ -58,6 +58,8 @@ class Scheduler:
         self.config = config
         self.objective: Objective | None = None
         self.capacity = min(runner.capacity, config.max_parallel_trials or runner.capacity)
+        runner.use_config(config)
+        self._job_info: dict[int, dict[str, Any]] = {}  # filled in by runners as jobs run
         self._ax_thread = ThreadPoolExecutor(1, thread_name_prefix="ax-scheduler-ax")
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._cancel_reasons: dict[int, str] = {}
@@ -115,7 +117,9 @@ class Scheduler:
         assert self.objective is not None
         name = f"{self.ax.experiment_name}-trial-{index}"
         workdir = self._output_dir / name
-        return Job(index, dict(parameters), self.objective, name, workdir=workdir)
+        job = Job(index, dict(parameters), self.objective, name, workdir=workdir)
+        self._job_info[index] = job.info  # the runner fills it in; recorded with the trial
+        return job
 
     def _dispatch_info(self) -> dict[str, Any]:
         return {"runner": self.runner.kind, "dispatched_at": time.time()}
@@ -132,8 +136,9 @@ class Scheduler:
             # being cancelled now (a queued Ax call must not be dropped).
             await shielded(self._call_ax(self._record, index, outcome, seconds))
         finally:
-            _close_if_unawaited(work)
+            await _discard_unawaited(work)
             self._tasks.pop(index, None)
+            self._job_info.pop(index, None)
 
     async def _execute(self, index: int, work: Awaitable[Any]) -> tuple[tuple[str, Any], float]:
         """Run one trial's work in a slot; turn every ending into an outcome."""
@@ -147,7 +152,7 @@ class Scheduler:
             outcome = ("failed", exc)
         except asyncio.CancelledError:
             reason = self._cancel_reasons.pop(index, "cancelled")
-            await shielded(self._call_ax(self.ax.abandon, index, reason))
+            await shielded(self._call_ax(self._abandon, index, reason))
             logger.warning("trial %d abandoned: %s", index, reason)
             raise
         except Exception as exc:  # a runner bug must not take the run down with it
@@ -168,9 +173,15 @@ class Scheduler:
                 f"timeout: trial {index} ran longer than trial_timeout={limit:g} s"
             ) from None
 
+    def _abandon(self, index: int, reason: str) -> None:
+        """On the Ax thread: mark the trial ABANDONED, keeping where its job ran."""
+        self.ax.note(index, **self._job_info.get(index, {}))
+        self.ax.abandon(index, reason)
+
     def _record(self, index: int, outcome: tuple[str, Any], seconds: float) -> None:
         """On the Ax thread: complete or fail the trial in Ax, and log it."""
         status, value = outcome
+        self.ax.note(index, **self._job_info.get(index, {}))
         if status == "ok":
             try:
                 metrics, unknown = parse_result(value, self.ax.metric_spec())
@@ -422,10 +433,18 @@ async def _call_async_objective(
         ) from exc
 
 
-def _close_if_unawaited(work: Awaitable[Any]) -> None:
-    close = getattr(work, "close", None)
-    if asyncio.iscoroutine(work) and close is not None:
-        close()  # no-op for a finished coroutine; avoids "never awaited" if cancelled early
+async def _discard_unawaited(work: Awaitable[Any]) -> None:
+    """Release work that a cancelled trial never awaited.
+
+    A coroutine is closed (no "never awaited" warning). A future (a job a runner
+    already submitted, like a Slurm array task) is cancelled and waited for, so
+    its runner can stop the job before the trial counts as abandoned.
+    """
+    if asyncio.iscoroutine(work):
+        work.close()  # no-op for a finished coroutine
+    elif isinstance(work, asyncio.Future) and not work.done():
+        work.cancel()
+        await shielded(asyncio.wait([work]))
 
 
 def _check_count(name: str, value: Any) -> None:

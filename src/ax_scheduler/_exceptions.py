@@ -76,7 +76,15 @@ class ResultError(TrialError, ValueError):
     """The objective's return value is missing a metric, not a number, or NaN."""
 
 
-class WorkerDiedError(TrialError):
+class InfrastructureError(TrialError):
+    """The trial could not run for a reason outside the objective.
+
+    A lost SSH host, a node failure, a preemption: runners resubmit such trials
+    (up to their ``max_resubmits``) before reporting this error.
+    """
+
+
+class WorkerDiedError(InfrastructureError):
     """The worker process running the trial died (segfault, os._exit, OOM kill)."""
 
 

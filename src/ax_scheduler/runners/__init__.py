@@ -3,5 +3,6 @@
 from ._base import Runner
 from .docker import DockerRunner
 from .local import JobLibRunner
+from .slurm import SlurmRunner
 
-__all__ = ["DockerRunner", "JobLibRunner", "Runner"]
+__all__ = ["DockerRunner", "JobLibRunner", "Runner", "SlurmRunner"]

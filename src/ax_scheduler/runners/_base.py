@@ -12,6 +12,7 @@ import abc
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
+from .._config import SchedulerConfig
 from .._jobs import Job, Objective
 
 
@@ -46,6 +47,9 @@ class Runner(abc.ABC):
     @abc.abstractmethod
     def capacity(self) -> int:
         """How many jobs this runner runs at the same time."""
+
+    def use_config(self, config: SchedulerConfig) -> None:  # noqa: B027 - optional hook
+        """Take the scheduler's options that concern runners (``monitoring_interval``)."""
 
     async def start(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Prepare the runner. Called once before the first job; idempotent."""

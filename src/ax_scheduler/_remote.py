@@ -1,0 +1,339 @@
+"""Where cluster commands run: this machine, or a login node over one SSH connection.
+
+Runners speak to a :class:`Transport`: run an argv, write a file atomically, read
+a file (or its tail). Commands are argv lists; over SSH they are joined with
+``shlex.join``, so every argument reaches the remote program as one word and no
+value is ever interpreted by a shell.
+
+:class:`SSHTransport` keeps ONE asyncssh connection (and one SFTP session on it)
+for every command and file, verifies the host key by default, and reconnects
+with back-off when the connection drops.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import logging
+import os
+import shlex
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import asyncssh
+
+from ._config import SSHOptions
+from ._exceptions import RunnerError
+
+logger = logging.getLogger("ax_scheduler")
+
+
+@dataclass(frozen=True)
+class Completed:
+    """A finished command: exit code and decoded output."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def describe(self) -> str:
+        """The most useful line of output for an error message."""
+        text = (self.stderr.strip() or self.stdout.strip()).splitlines()
+        return text[-1] if text else f"exit code {self.returncode}, no output"
+
+
+class ConnectionDropped(RunnerError):
+    """The connection broke while a command that must not be repeated was in flight."""
+
+
+class Transport(abc.ABC):
+    """Runs commands and moves files on the machine where jobs are managed."""
+
+    #: Where commands run, for messages (``"this machine"``, ``"root@host:22"``).
+    description: str
+
+    @abc.abstractmethod
+    async def run(self, argv: Sequence[str], *, idempotent: bool = True) -> Completed:
+        """Run ``argv`` and return its exit code and output.
+
+        Args:
+            argv: Program and arguments; each argument stays one word.
+            idempotent: False for commands that must not run twice (``sbatch``):
+                if the connection drops mid-command, ConnectionDropped is raised
+                instead of repeating it.
+
+        Raises:
+            RunnerError: The machine cannot be reached.
+        """
+
+    @abc.abstractmethod
+    async def write_file(self, path: str, data: bytes, *, mode: int = 0o644) -> None:
+        """Write ``data`` to ``path`` atomically (temp file, then rename)."""
+
+    @abc.abstractmethod
+    async def read_file(self, path: str, *, tail: int | None = None) -> bytes | None:
+        """The file's content (only its last ``tail`` bytes if given), None if missing."""
+
+    async def aclose(self) -> None:  # noqa: B027 - nothing to release by default
+        """Release the connection."""
+
+
+class LocalTransport(Transport):
+    """Runs commands here: the driver already runs on the cluster's login node."""
+
+    description = "this machine"
+
+    async def run(self, argv: Sequence[str], *, idempotent: bool = True) -> Completed:
+        logger.debug("running %s", shlex.join(argv))
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+            )
+        except FileNotFoundError:
+            return Completed(127, "", f"{argv[0]}: command not found on {self.description}")
+        out, err = await process.communicate()
+        return Completed(
+            process.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+        )
+
+    async def write_file(self, path: str, data: bytes, *, mode: int = 0o644) -> None:
+        await anyio.to_thread.run_sync(_write_atomically, Path(path), data, mode)
+
+    async def read_file(self, path: str, *, tail: int | None = None) -> bytes | None:
+        return await anyio.to_thread.run_sync(_read, Path(path), tail)
+
+
+def _write_atomically(path: Path, data: bytes, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        temp.write_bytes(data)
+        os.chmod(temp, mode)
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _read(path: Path, tail: int | None) -> bytes | None:
+    try:
+        with path.open("rb") as file:
+            if tail is not None:
+                size = file.seek(0, os.SEEK_END)
+                file.seek(max(0, size - tail))
+            return file.read()
+    except FileNotFoundError:
+        return None
+
+
+#: What a broken connection looks like, from asyncssh and the socket below it.
+_DROPPED = (asyncssh.ConnectionLost, asyncssh.DisconnectError, asyncssh.ChannelOpenError, OSError)
+
+
+class SSHTransport(Transport):
+    """One asyncssh connection to a login node, shared by every command and file.
+
+    Args:
+        options: Validated ``ssh={...}`` options.
+        sleep: Injected for tests of the reconnect back-off.
+    """
+
+    def __init__(self, options: SSHOptions, *, sleep: Any = asyncio.sleep) -> None:
+        self.options = options
+        self.description = options.address
+        self._sleep = sleep
+        self._known_hosts = os.path.expanduser(options.known_hosts)
+        self._conn: asyncssh.SSHClientConnection | None = None
+        self._sftp: asyncssh.SFTPClient | None = None
+        self._lock = asyncio.Lock()
+        self._sessions = asyncio.Semaphore(options.max_sessions)
+        #: How many times a connection was (re-)established; tests and logs read it.
+        self.connects = 0
+
+    def _connect_kwargs(self) -> dict[str, Any]:
+        options = self.options
+        kwargs: dict[str, Any] = {
+            "port": options.port,
+            "connect_timeout": options.connect_timeout,
+            "keepalive_interval": options.keepalive_interval,
+            "known_hosts": self._known_hosts if options.verify_host_key else None,
+        }
+        if options.username is not None:
+            kwargs["username"] = options.username
+        if options.client_keys is not None:
+            kwargs["client_keys"] = [os.path.expanduser(key) for key in options.client_keys]
+        if options.passphrase is not None:
+            kwargs["passphrase"] = options.passphrase.get_secret_value()
+        if options.password is not None:
+            kwargs["password"] = options.password.get_secret_value()
+        return kwargs
+
+    async def _connect_once(self) -> asyncssh.SSHClientConnection:
+        options = self.options
+        if options.verify_host_key and not await anyio.Path(self._known_hosts).exists():
+            raise RunnerError(
+                f"known_hosts file {options.known_hosts!r} does not exist, so the host key of"
+                f" {options.address} cannot be verified: add the host with"
+                f" `ssh-keyscan -p {options.port} {options.host} >> {options.known_hosts}`"
+                " (check the fingerprint), point ssh={'known_hosts': ...} at the right file,"
+                " or set ssh={'verify_host_key': False} to skip verification (insecure)"
+            )
+        try:
+            conn = await asyncssh.connect(options.host, **self._connect_kwargs())
+        except asyncssh.HostKeyNotVerifiable as exc:
+            raise RunnerError(
+                f"host key of {options.address} is not trusted by {options.known_hosts!r}"
+                f" ({exc.reason}): the key is unknown or has changed. Check the fingerprint"
+                " and update known_hosts; do not disable verification to get past this"
+            ) from None
+        except asyncssh.PermissionDenied as exc:
+            keys = options.client_keys or "the agent's and default keys"
+            raise RunnerError(
+                f"{options.address} rejected the login ({exc.reason}); tried {keys}"
+            ) from None
+        except TimeoutError:
+            raise _Unreachable(
+                f"{options.address} did not answer within {options.connect_timeout:g} s"
+            ) from None
+        except (OSError, asyncssh.Error) as exc:
+            raise _Unreachable(f"cannot connect to {options.address}: {exc}") from None
+        self.connects += 1
+        if self.connects > 1:
+            logger.warning("reconnected to %s (connection %d)", options.address, self.connects)
+        return conn
+
+    async def connection(self) -> asyncssh.SSHClientConnection:
+        """The live connection, (re)connecting with back-off if needed.
+
+        Raises:
+            RunnerError: The host stays unreachable, rejects the login, or its host
+                key does not verify.
+        """
+        async with self._lock:
+            if self._conn is not None and not self._conn.is_closed():
+                return self._conn
+            self._conn, self._sftp = None, None
+            delay, attempts = 1.0, self.options.reconnect_attempts
+            for attempt in range(attempts + 1):
+                try:
+                    self._conn = await self._connect_once()
+                    return self._conn
+                except _Unreachable as exc:
+                    if attempt == attempts:
+                        raise RunnerError(f"{exc} (tried {attempts + 1} times)") from None
+                    logger.warning("%s; retrying in %g s", exc, delay)
+                    await self._sleep(delay)
+                    delay = min(delay * 2, 30.0)
+            raise AssertionError("unreachable")
+
+    async def _sftp_client(self) -> asyncssh.SFTPClient:
+        conn = await self.connection()
+        if self._sftp is None:
+            self._sftp = await conn.start_sftp_client()
+        return self._sftp
+
+    def _forget(self, conn: asyncssh.SSHClientConnection | None) -> None:
+        """Drop a broken connection so the next call makes a new one."""
+        if conn is not None and conn is self._conn:
+            self._conn, self._sftp = None, None
+            conn.close()
+
+    async def run(self, argv: Sequence[str], *, idempotent: bool = True) -> Completed:
+        command = shlex.join(argv)
+        for attempt in range(2):
+            conn = await self.connection()
+            try:
+                async with self._sessions:
+                    logger.debug("running on %s: %s", self.description, command)
+                    result = await conn.run(command, check=False)
+            except _DROPPED as exc:
+                self._forget(conn)
+                if not idempotent:
+                    raise ConnectionDropped(
+                        f"connection to {self.description} dropped while running {argv[0]}: {exc}"
+                    ) from None
+                if attempt == 1:
+                    raise RunnerError(
+                        f"connection to {self.description} keeps dropping: {exc}"
+                    ) from None
+                logger.warning("connection to %s dropped (%s); reconnecting", self.description, exc)
+                continue
+            return Completed(
+                result.exit_status if result.exit_status is not None else 255,
+                _text(result.stdout),
+                _text(result.stderr),
+            )
+        raise AssertionError("unreachable")
+
+    async def write_file(self, path: str, data: bytes, *, mode: int = 0o644) -> None:
+        temp = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
+
+        async def write(sftp: asyncssh.SFTPClient) -> None:
+            async with sftp.open(temp, "wb", asyncssh.SFTPAttrs(permissions=mode)) as file:
+                await file.write(data)
+            await sftp.posix_rename(temp, path)
+
+        await self._with_sftp(write)
+
+    async def read_file(self, path: str, *, tail: int | None = None) -> bytes | None:
+        async def read(sftp: asyncssh.SFTPClient) -> bytes | None:
+            try:
+                async with sftp.open(path, "rb") as file:
+                    if tail is not None:
+                        size = (await file.stat()).size or 0
+                        await file.seek(max(0, size - tail))
+                    data = await file.read()
+            except asyncssh.SFTPNoSuchFile:
+                return None
+            return data if isinstance(data, bytes) else data.encode()
+
+        data: bytes | None = await self._with_sftp(read)
+        return data
+
+    async def _with_sftp(self, operation: Any) -> Any:
+        for attempt in range(2):
+            sftp = await self._sftp_client()
+            conn = self._conn
+            try:
+                async with self._sessions:
+                    return await operation(sftp)
+            except asyncssh.SFTPError:
+                raise
+            except _DROPPED as exc:
+                self._forget(conn)
+                if attempt == 1:
+                    raise RunnerError(
+                        f"connection to {self.description} keeps dropping: {exc}"
+                    ) from None
+                logger.warning("connection to %s dropped (%s); reconnecting", self.description, exc)
+        raise AssertionError("unreachable")
+
+    async def aclose(self) -> None:
+        conn, self._conn, self._sftp = self._conn, None, None
+        if conn is not None:
+            conn.close()
+            with contextlib.suppress(Exception):
+                await conn.wait_closed()
+
+
+class _Unreachable(Exception):
+    """A connection attempt failed in a way worth retrying."""
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def make_transport(ssh: SSHOptions | None) -> Transport:
+    """SSH to a login node when ``ssh`` is given, else run commands here."""
+    return LocalTransport() if ssh is None else SSHTransport(ssh)

@@ -1,0 +1,329 @@
+"""SlurmRunner's logic against a scripted cluster: parsing, polling, back-off, failures.
+
+The fake cluster (fake_cluster.py) answers commands from state the test sets, so
+these tests pin down exactly what a real cluster does only by chance: sacct's lag,
+a failing poll, NODE_FAIL, MaxArraySize, a connection dropped during sbatch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shlex
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from ax_scheduler import (
+    ConfigError,
+    InfrastructureError,
+    ObjectiveError,
+    SlurmRunner,
+    TrialError,
+    TrialTimeoutError,
+)
+from ax_scheduler._jobs import FunctionObjective, Job
+from ax_scheduler._slurm import (
+    Backoff,
+    Outcome,
+    chunks,
+    expand_task_range,
+    job_script,
+    parse_max_array_size,
+    parse_sacct,
+)
+from fake_cluster import FakeCluster
+
+
+def objective(parameters: dict[str, Any]) -> dict[str, float]:
+    return {"objective": parameters["x"]}
+
+
+OBJECTIVE = FunctionObjective(objective)
+
+
+def jobs(n: int, **parameters: Any) -> list[Job]:
+    return [Job(i, {"x": float(i), **parameters}, OBJECTIVE, f"exp-trial-{i}") for i in range(n)]
+
+
+class Ticks:
+    """The runner's injected sleep: records each pause and runs the test's script.
+
+    ``script[n]`` runs just before the n-th poll (0-based) asks sacct.
+    """
+
+    def __init__(self, cluster: FakeCluster, script: dict[int, Callable[[], None]]) -> None:
+        self.pauses: list[float] = []
+        self.script = script
+        cluster.on_sacct = self._before_sacct
+        self.polls = 0
+
+    def _before_sacct(self, cluster: FakeCluster) -> None:
+        action = self.script.get(self.polls)
+        self.polls += 1
+        if action is not None:
+            action()
+
+    async def __call__(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+        await asyncio.sleep(0)
+
+
+def make_runner(cluster: FakeCluster, ticks: Ticks | None = None, **config: Any) -> SlurmRunner:
+    config.setdefault("submit_window", 0)
+    config.setdefault("monitoring_interval", 8)
+    return SlurmRunner(
+        partition="debug",
+        config=config,
+        transport=cluster,
+        sleep=ticks or Ticks(cluster, {}),
+    )
+
+
+def complete_all(cluster: FakeCluster) -> Callable[[], None]:
+    def action() -> None:
+        for job_id, tasks in cluster.arrays.items():
+            for task in range(tasks):
+                if cluster.states.get(f"{job_id}_{task}") in (None, "PENDING", "RUNNING"):
+                    x = cluster.manifest(job_id)["tasks"][task]["parameters"]["x"]
+                    cluster.finish(job_id, task, result={"objective": x})
+
+    return action
+
+
+# -- pure functions ----------------------------------------------------------------
+def test_sacct_lines_become_task_states() -> None:
+    text = "\n".join(
+        [
+            "123_[2-4%2]|PENDING|0:0",
+            "123_0|COMPLETED|0:0",
+            "123_1|CANCELLED by 0|0:15",
+            "124|FAILED|3:0",
+            "123_1.batch|CANCELLED|0:15",
+            "sacct: warning: something",
+            "",
+        ]
+    )
+    states = parse_sacct(text)
+    assert [(s.job_id, s.tasks, s.state, s.exit_code) for s in states] == [
+        ("123", (2, 3, 4), "PENDING", "0:0"),
+        ("123", (0,), "COMPLETED", "0:0"),
+        ("123", (1,), "CANCELLED", "0:15"),
+        ("124", (), "FAILED", "3:0"),
+    ]
+    assert [s.outcome for s in states] == [None, Outcome.RESULT, Outcome.CANCELLED, Outcome.FAILED]
+
+
+def test_task_ranges_array_chunks_and_max_array_size() -> None:
+    assert expand_task_range("0-2,5,7-8%3") == [0, 1, 2, 5, 7, 8]
+    assert chunks(10, 4) == [range(0, 4), range(4, 8), range(8, 10)]
+    assert parse_max_array_size("MaxArraySize            = 1001\nMaxJobCount = 10") == 1001
+    assert parse_max_array_size("nothing here") is None
+
+
+def test_backoff_doubles_to_the_cap_and_resets() -> None:
+    backoff = Backoff(1, 10)
+    seen = []
+    for _ in range(6):
+        seen.append(backoff.current)
+        backoff.grow()
+    backoff.reset()
+    assert seen == [1, 2, 4, 8, 10, 10]
+    assert backoff.current == 1
+
+
+def test_job_script_quotes_every_value_it_did_not_get_from_the_user() -> None:
+    script = job_script(
+        python="/opt/my python/bin/python3",
+        worker="/jobs/x/axs_worker.py",
+        manifest="/jobs/it's/manifest.json",
+        modules=["python/3.11"],
+        setup=["source ~/venv/bin/activate"],
+        header="trials 1, 2",
+    )
+    last = script.strip().splitlines()[-1]
+    assert shlex.split(last)[:4] == [
+        "exec",
+        "/opt/my python/bin/python3",
+        "/jobs/x/axs_worker.py",
+        "/jobs/it's/manifest.json",
+    ]
+    assert "module load python/3.11\nsource ~/venv/bin/activate\n" in script
+
+
+def test_bad_options_are_named() -> None:
+    with pytest.raises(ConfigError, match="time_limit '1h'"):
+        SlurmRunner(time_limit="1h")
+    with pytest.raises(ConfigError, match="memory 'lots'"):
+        SlurmRunner(memory="lots")
+    with pytest.raises(ConfigError, match="cpus_per_task must be a positive int, got 0"):
+        SlurmRunner(cpus_per_task=0)
+    with pytest.raises(ConfigError, match=r"'mem' is set by the runner; use SlurmRunner\(memory"):
+        SlurmRunner(config={"sbatch_options": {"mem": "4G"}})
+    with pytest.raises(ConfigError, match="unknown config key 'partitions'"):
+        SlurmRunner(config={"partitions": "x"})
+    with pytest.raises(ConfigError, match=r"ssh.*host"):
+        SlurmRunner(ssh={"port": 22})
+
+
+# -- the runner against the fake cluster --------------------------------------------
+async def test_a_batch_is_one_array_and_parameters_never_reach_a_command() -> None:
+    cluster = FakeCluster()
+    ticks = Ticks(cluster, {1: complete_all(cluster)})
+    runner = make_runner(cluster, ticks)
+    hostile = "$(touch /tmp/pwned); rm -rf ~ 'quoted'"
+    works = await runner.run_batch(jobs(20, label=hostile))
+    results = await asyncio.gather(*works)
+    assert results == [{"objective": float(i)} for i in range(20)]
+    [sbatch] = cluster.sbatch_calls()
+    assert "--array=0-19" in sbatch
+    assert "--partition=debug" in sbatch
+    assert all(hostile not in " ".join(command) for command in cluster.commands)
+    manifest = cluster.manifest("100")
+    assert [t["parameters"]["label"] for t in manifest["tasks"]] == [hostile] * 20
+    await runner.aclose()
+
+
+async def test_one_sacct_per_tick_covers_every_unfinished_array() -> None:
+    cluster = FakeCluster(max_array_size=4)
+    ticks = Ticks(cluster, {3: complete_all(cluster)})
+    runner = make_runner(cluster, ticks)
+    await asyncio.gather(*await runner.run_batch(jobs(10)))
+    assert [next(a for a in c if a.startswith("--array=")) for c in cluster.sbatch_calls()] == [
+        "--array=0-3",
+        "--array=0-3",
+        "--array=0-1",
+    ]
+    sacct = cluster.sacct_calls()
+    assert len(sacct) == len(ticks.pauses) == 4  # one command per tick, whatever the job count
+    assert all(c[c.index("-j") + 1] == "100,101,102" for c in sacct)
+    await runner.aclose()
+
+
+async def test_sacct_lag_and_failed_polls_lose_nothing_and_back_off() -> None:
+    cluster = FakeCluster()
+    cluster.sacct_failures = 2  # polls 0 and 1 fail; polls 2-3 see no record yet (lag)
+    ticks = Ticks(cluster, {4: complete_all(cluster)})
+    runner = make_runner(cluster, ticks)
+    work = asyncio.ensure_future(runner.run(jobs(1)[0]))
+    assert await work == {"objective": 0.0}
+    assert ticks.pauses == [1, 2, 4, 8, 8]  # nothing changed for four ticks
+    await runner.aclose()
+
+
+async def test_backoff_resets_when_something_changes() -> None:
+    cluster = FakeCluster()
+
+    def running() -> None:
+        cluster.states["100_0"] = "RUNNING"
+
+    ticks = Ticks(cluster, {2: running, 4: complete_all(cluster)})
+    runner = make_runner(cluster, ticks)
+    await runner.run(jobs(1)[0])
+    assert ticks.pauses == [1, 2, 4, 1, 2]
+    await runner.aclose()
+
+
+async def test_failures_carry_the_state_exit_code_stderr_or_the_objectives_error() -> None:
+    cluster = FakeCluster()
+
+    def finish() -> None:
+        cluster.set_stderr("100", 0, "loading...\nslurmstepd: error: Exceeded job memory limit\n")
+        cluster.finish("100", 0, "OUT_OF_MEMORY")
+        cluster.set_stderr("100", 1, "still going\n")
+        cluster.finish("100", 1, "TIMEOUT")
+        workdir = cluster.manifest("100")["tasks"][2]["workdir"]
+        cluster.files[f"{workdir}/error.json"] = json.dumps(
+            {"error": "ValueError: x too big", "traceback": "Traceback ...\nValueError"}
+        ).encode()
+        cluster.finish("100", 2, "FAILED")
+        cluster.finish("100", 3, "COMPLETED")  # exit 0 but no result.json
+        cluster.finish("100", 4, "CANCELLED")  # by someone else
+
+    runner = make_runner(cluster, Ticks(cluster, {0: finish}))
+    outcomes = await asyncio.gather(*await runner.run_batch(jobs(5)), return_exceptions=True)
+    oom, timeout, raised, no_result, cancelled = outcomes
+    assert isinstance(oom, ObjectiveError)
+    assert "ended OUT_OF_MEMORY (exit code 1:0)" in str(oom)
+    assert "Exceeded job memory limit" in str(oom)
+    assert isinstance(timeout, TrialTimeoutError)
+    assert "time limit 01:00:00" in str(timeout)
+    assert isinstance(raised, ObjectiveError)
+    assert str(raised) == "ValueError: x too big"
+    assert raised.details == "Traceback ...\nValueError"
+    assert isinstance(no_result, ObjectiveError)
+    assert "wrote no result.json" in str(no_result)
+    assert type(cancelled) is TrialError
+    assert "cancelled outside ax-scheduler" in str(cancelled)
+    await runner.aclose()
+
+
+async def test_node_failure_is_resubmitted_not_counted_as_the_trials_failure() -> None:
+    cluster = FakeCluster()
+
+    def node_fail() -> None:
+        cluster.finish("100", 0, "NODE_FAIL")
+
+    ticks = Ticks(cluster, {0: node_fail, 1: complete_all(cluster)})
+    runner = make_runner(cluster, ticks)
+    job = jobs(1)[0]
+    assert await runner.run(job) == {"objective": 0.0}
+    assert len(cluster.sbatch_calls()) == 2
+    assert cluster.cancelled == ["100_0"]  # a failed job that might requeue is cancelled
+    assert job.info["resubmits"] == 1
+    assert job.info["slurm_job_id"] == "101_0"
+    await runner.aclose()
+
+
+async def test_infrastructure_failures_beyond_max_resubmits_fail_the_trial() -> None:
+    cluster = FakeCluster()
+
+    def preempt_everything() -> None:
+        for job_id in cluster.arrays:
+            cluster.states.setdefault(f"{job_id}_0", "PREEMPTED")
+
+    ticks = Ticks(cluster, dict.fromkeys(range(10), preempt_everything))
+    runner = make_runner(cluster, ticks, max_resubmits=1)
+    with pytest.raises(InfrastructureError, match=r"ended PREEMPTED.*after 1 resubmissions"):
+        await runner.run(jobs(1)[0])
+    assert len(cluster.sbatch_calls()) == 2
+    await runner.aclose()
+
+
+async def test_cancellations_of_the_same_moment_share_one_scancel() -> None:
+    cluster = FakeCluster()
+    runner = make_runner(cluster, Ticks(cluster, {}))
+    works = await runner.run_batch(jobs(5))
+    await asyncio.sleep(0.01)  # the fake cluster answers at once: submitted by now
+    assert len(cluster.sbatch_calls()) == 1
+    for work in works:
+        work.cancel()  # type: ignore[attr-defined]
+    await asyncio.wait(works)  # type: ignore[arg-type]
+    scancels = [c for c in cluster.commands if c[0] == "scancel"]
+    assert scancels == [["scancel", *(f"100_{i}" for i in range(5))]]
+    await runner.aclose()
+    assert [c for c in cluster.commands if c[0] == "scancel"] == scancels  # nothing left
+
+
+@pytest.mark.parametrize("went_through", [True, False])
+async def test_a_connection_dropped_during_sbatch_never_submits_twice(went_through: bool) -> None:
+    cluster = FakeCluster()
+    cluster.drop_next_sbatch, cluster.sbatch_went_through = True, went_through
+    runner = make_runner(cluster, Ticks(cluster, {0: complete_all(cluster)}))
+    assert await runner.run(jobs(1)[0]) == {"objective": 0.0}
+    assert len(cluster.arrays) == 1  # exactly one job exists on the cluster
+    assert len(cluster.sbatch_calls()) == (1 if went_through else 2)
+    await runner.aclose()
+
+
+async def test_closing_the_runner_cancels_every_live_job() -> None:
+    cluster = FakeCluster()
+    runner = make_runner(cluster, Ticks(cluster, {}))
+    works = await runner.run_batch(jobs(3))
+    await asyncio.sleep(0.01)
+    assert len(cluster.sbatch_calls()) == 1
+    await runner.aclose()
+    assert sorted(cluster.cancelled) == ["100_0", "100_1", "100_2"]
+    outcomes = await asyncio.gather(*works, return_exceptions=True)
+    assert all(isinstance(o, InfrastructureError) and "closed" in str(o) for o in outcomes)
