@@ -22,20 +22,37 @@ def install_project(session: nox.Session, *extras: str) -> None:
 DOCKER_SOCKET = "/tmp/localdocker/run/docker.sock"
 
 
+SLURM_ENV = "/tmp/localslurm/env.sh"
+
+
+def start_slurm(session: nox.Session) -> None:
+    """Start the local Slurm cluster and sshd; export their coordinates to the session."""
+    session.run("bash", "ci/start-slurm.sh", external=True)
+    with open(SLURM_ENV, encoding="utf-8") as env:
+        for line in env:
+            key, _, value = line.strip().removeprefix("export ").partition("=")
+            if key:
+                session.env[key] = value
+
+
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """The whole test suite: real worker processes, and a real Docker engine.
+    """The whole test suite: real worker processes, a real Docker engine, real Slurm.
 
-    Starts a private Docker engine first (ci/start-docker.sh: installs Debian's
-    docker.io if missing, as root, and imports two local test images), and stops
-    it afterwards.
+    Starts a private Docker engine (ci/start-docker.sh: installs Debian's docker.io
+    if missing, as root, and imports two local test images) and a single-node Slurm
+    cluster with accounting and an OpenSSH login node on 127.0.0.1:2222/2223
+    (ci/start-slurm.sh: installs Debian's slurm, munge, mariadb and openssh-server
+    if missing), and stops both afterwards.
     """
     install_project(session, "test")
     session.run("bash", "ci/start-docker.sh", external=True)
     session.env["DOCKER_HOST"] = f"unix://{DOCKER_SOCKET}"
     try:
+        start_slurm(session)
         session.run("pytest", *(session.posargs or ["-q"]))
     finally:
+        session.run("bash", "ci/stop-slurm.sh", external=True)
         session.run("bash", "ci/stop-docker.sh", external=True)
 
 

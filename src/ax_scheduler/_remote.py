@@ -46,9 +46,13 @@ class Completed:
         return self.returncode == 0
 
     def describe(self) -> str:
-        """The most useful line of output for an error message."""
-        text = (self.stderr.strip() or self.stdout.strip()).splitlines()
-        return text[-1] if text else f"exit code {self.returncode}, no output"
+        """The useful lines of output for an error message (the last three)."""
+        lines = [
+            line.strip()
+            for line in (self.stderr.strip() or self.stdout.strip()).splitlines()
+            if line.strip() and not line.startswith('Try "')  # "Try "sbatch --help" ..."
+        ]
+        return "; ".join(lines[-3:]) if lines else f"exit code {self.returncode}, no output"
 
 
 class ConnectionDropped(RunnerError):

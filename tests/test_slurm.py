@@ -1,0 +1,333 @@
+"""SlurmRunner against a real single-node Slurm cluster, reached over real SSH.
+
+`ci/start-slurm.sh` starts the cluster (munge, slurmctld, slurmd, slurmdbd with
+MariaDB so `sacct` works) and an OpenSSH server on 127.0.0.1:2222 as the login
+node. Jobs run this venv's Python on the same machine; tests/cluster_objectives.py
+is on their PYTHONPATH, as a user's module would be installed on a cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import cluster_objectives
+from ax_scheduler import AxScheduler, RunnerError, SlurmRunner
+from cluster import (
+    cluster_env,
+    job_config,
+    queue,
+    sacct_rows,
+    ssh_options,
+    sshd_sessions,
+)
+from conftest import experiment_of, legacy_client, statuses, wait_until
+
+pytestmark = pytest.mark.slurm
+
+EXAMPLES = Path(__file__).parents[1] / "examples"
+
+
+@pytest.fixture(autouse=True)
+def empty_queue_after() -> Iterator[None]:
+    """Every test leaves no job of its own in the queue."""
+    before = set(queue())
+    yield
+    assert wait_until(lambda: not (set(queue()) - before), 10), f"jobs left: {queue()}"
+
+
+def slurm_runner(
+    tmp_path: Path, *, ssh: dict[str, Any] | None = None, **kwargs: Any
+) -> SlurmRunner:
+    config = job_config(tmp_path, **kwargs.pop("config", {}))
+    return SlurmRunner(
+        partition=cluster_env()["LOCALSLURM_PARTITION"],
+        time_limit=kwargs.pop("time_limit", "00:05:00"),
+        memory=kwargs.pop("memory", "300M"),
+        cpus_per_task=1,
+        config=config,
+        ssh=ssh_options() if ssh is None else ssh,
+        **kwargs,
+    )
+
+
+def run_metadata(client: Any, index: int) -> dict[str, Any]:
+    return dict(experiment_of(client).trials[index].run_metadata["ax_scheduler"])
+
+
+def test_the_tutorial_example_runs_on_slurm_over_ssh(tmp_path: Path) -> None:
+    env = cluster_env()
+    example_env = {
+        **os.environ,
+        "SLURM_LOGIN_HOST": env["LOCALSLURM_SSH_HOST"],
+        "SLURM_LOGIN_PORT": env["LOCALSLURM_SSH_PORT"],
+        "SLURM_LOGIN_USER": env["LOCALSLURM_SSH_USER"],
+        "SLURM_LOGIN_KEY": env["LOCALSLURM_SSH_KEY"],
+        "SLURM_KNOWN_HOSTS": env["LOCALSLURM_SSH_KNOWN_HOSTS"],
+        "SLURM_PARTITION": env["LOCALSLURM_PARTITION"],
+        "SLURM_PYTHON": sys.executable,
+        "SLURM_JOB_DIR": str(tmp_path / "jobs"),
+    }
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "slurm_batch_submission.py")],
+        cwd=tmp_path,
+        env=example_env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    objectives = [float(v) for v in _batch_objectives(result.stdout)]
+    assert objectives == [6.5, 8.5, 56.5, 58.5]
+    saved = json.loads((tmp_path / "slurm_batch_results.json").read_text())
+    trials = saved["experiment"]["trials"]
+    assert len(trials) == 10
+    assert {trial["status"]["name"] for trial in trials.values()} == {"COMPLETED"}
+
+
+def _batch_objectives(out: str) -> list[str]:
+    import re
+
+    return re.findall(r"Trial \d: Params .*, Objective: (\S+)", out)
+
+
+def test_a_20_trial_batch_is_one_job_array(tmp_path: Path) -> None:
+    client = legacy_client()
+    runner = slurm_runner(tmp_path)
+    with AxScheduler(client, runner) as scheduler:
+        scheduler.set_objective_function(cluster_objectives.rosenbrock)
+        with scheduler.batch_trial_context() as batch:
+            for i in range(20):
+                batch.add_trial({"x": i / 10 - 1, "y": 0.5})
+    assert set(statuses(client).values()) == {"COMPLETED"}
+    assert runner.stats["sbatch"] == 1
+    job_ids = {run_metadata(client, i)["slurm_job_id"] for i in range(20)}
+    array = {job_id.split("_")[0] for job_id in job_ids}
+    assert len(array) == 1
+    rows = sacct_rows(array.pop())
+    assert sorted(int(row[0].split("_")[1]) for row in rows) == list(range(20))
+    assert {row[2] for row in rows} == {"COMPLETED"}
+    trial = experiment_of(client).trials[7]
+    seventh = {"x": 7 / 10 - 1, "y": 0.5}
+    assert trial.objective_mean == pytest.approx(
+        cluster_objectives.rosenbrock(seventh)["objective"]
+    )
+    info = run_metadata(client, 7)
+    assert Path(info["stdout"]).exists()
+    assert json.loads(Path(info["job_dir"], "params.json").read_text()) == seventh
+
+
+def mode_client() -> Any:
+    from ax.service.ax_client import AxClient, ObjectiveProperties
+
+    client = AxClient(verbose_logging=False)
+    client.create_experiment(
+        name="failures",
+        parameters=[
+            {"name": "x", "type": "range", "bounds": [-2.0, 2.0], "value_type": "float"},
+            {
+                "name": "mode",
+                "type": "choice",
+                "values": ["ok", "raise", "memory", "exit", "forever"],
+                "sort_values": False,
+                "value_type": "str",
+                "is_ordered": False,
+            },
+        ],
+        objectives={"objective": ObjectiveProperties(minimize=True)},
+    )
+    return client
+
+
+async def test_failing_out_of_memory_and_timed_out_jobs_fail_their_trials_with_reasons(
+    tmp_path: Path,
+) -> None:
+    """Slurm's own limits: --mem (enforced by the cluster) and --time (1 minute)."""
+    limits = mode_client()
+    quick = slurm_runner(tmp_path / "a", memory="200M")
+    timed = slurm_runner(tmp_path / "b", time_limit="1")  # minutes: Slurm's smallest
+    timeouts = mode_client()
+    async with (
+        AxScheduler(limits, quick) as scheduler,
+        AxScheduler(timeouts, timed) as timed_scheduler,
+    ):
+        scheduler.set_objective_function(cluster_objectives.by_mode)
+        timed_scheduler.set_objective_function(cluster_objectives.by_mode)
+
+        async def run_limits() -> None:
+            async with scheduler.batch_trial_context_async() as batch:
+                for mode in ["ok", "raise", "memory", "exit"]:
+                    batch.add_trial({"x": 0.5, "mode": mode})
+
+        async def run_timeout() -> None:
+            async with timed_scheduler.batch_trial_context_async() as batch:
+                batch.add_trial({"x": 0.5, "mode": "forever"})
+
+        await asyncio.gather(run_limits(), run_timeout())
+    assert statuses(limits) == {0: "COMPLETED", 1: "FAILED", 2: "FAILED", 3: "FAILED"}
+    reasons = {i: run_metadata(limits, i)["failure_reason"] for i in (1, 2, 3)}
+    assert reasons[1] == "ValueError: simulated crash at x=0.5"
+    assert "Exceeded job memory limit" in reasons[2]
+    assert "ended FAILED" in reasons[3] or "OUT_OF_MEMORY" in reasons[3]
+    assert "exit code 3:0" in reasons[3]
+    assert statuses(timeouts) == {0: "FAILED"}
+    reason = run_metadata(timeouts, 0)["failure_reason"]
+    assert "ended TIMEOUT" in reason
+    assert "time limit 1 reached" in reason
+
+
+def test_a_cancelled_run_leaves_no_job_in_the_queue(tmp_path: Path) -> None:
+    client = legacy_client()
+    runner = slurm_runner(tmp_path)
+    with AxScheduler(client, runner) as scheduler:
+        scheduler.set_objective_function(cluster_objectives.sleeps_long)
+        started = time.monotonic()
+        scheduler.run_optimization(max_trials=3, timeout=6)
+        assert time.monotonic() - started < 20
+    assert set(statuses(client).values()) == {"ABANDONED"}
+    job_ids = {run_metadata(client, i)["slurm_job_id"] for i in range(3)}
+    assert wait_until(lambda: not set(queue()) & {j.split("_")[0] for j in job_ids}, 5)
+    for job_id in job_ids:
+        assert wait_until(
+            lambda job_id=job_id: sacct_rows(job_id)[0][2].startswith("CANCELLED"), 10
+        )
+    assert subprocess.run(["pgrep", "-f", "sleep 600"], capture_output=True).stdout == b""
+
+
+def test_the_run_survives_a_dropped_ssh_connection(tmp_path: Path) -> None:
+    calls = tmp_path / "calls"
+    calls.mkdir()
+    client = legacy_client()
+    runner = slurm_runner(
+        tmp_path,
+        config={
+            "setup": [
+                f"export PYTHONPATH={Path(__file__).parent}",
+                f"export AXS_TEST_CALLS={calls}",
+            ]
+        },
+    )
+    with AxScheduler(client, runner, config={"synchronous": False}) as scheduler:
+        scheduler.set_objective_function(cluster_objectives.counted_rosenbrock)
+        with scheduler.batch_trial_context() as batch:
+            for i in range(4):
+                batch.add_trial({"x": i / 4, "y": 0.0})
+        assert wait_until(lambda: len(list(calls.iterdir())) == 4, 30)  # all running
+        for pid in sshd_sessions():
+            os.kill(pid, signal.SIGKILL)  # the server side of our one connection dies
+        scheduler.wait_for_completed_trials(timeout=60)
+    assert set(statuses(client).values()) == {"COMPLETED"}
+    assert runner.transport.connects >= 2  # type: ignore[attr-defined]
+    assert sorted(len(f.read_text().split()) for f in calls.iterdir()) == [1, 1, 1, 1]
+
+
+async def test_each_poll_is_one_status_command_whatever_the_number_of_jobs(tmp_path: Path) -> None:
+    ticks: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        ticks.append(seconds)
+        await asyncio.sleep(seconds)
+
+    runner = slurm_runner(tmp_path, config={"max_array_size": 5}, sleep=sleep)
+    sent: list[list[str]] = []
+    real_run = runner.transport.run
+
+    async def recording_run(argv: Any, **kwargs: Any) -> Any:
+        sent.append(list(argv))
+        return await real_run(argv, **kwargs)
+
+    runner.transport.run = recording_run  # type: ignore[method-assign]
+    client = legacy_client()
+    async with AxScheduler(client, runner) as scheduler:
+        scheduler.set_objective_function(cluster_objectives.rosenbrock)
+        async with scheduler.batch_trial_context_async() as batch:
+            for i in range(12):
+                batch.add_trial({"x": i / 12, "y": 0.0})
+    assert set(statuses(client).values()) == {"COMPLETED"}
+    sbatch = [c for c in sent if c[0] == "sbatch" and "--test-only" not in c]
+    status = [c for c in sent if c[0] in ("sacct", "squeue", "scontrol") and "config" not in c]
+    assert len(sbatch) == 3  # 12 trials at MaxArraySize 5: arrays of 5, 5 and 2
+    assert len(status) == len(ticks)  # exactly one status command per polling tick
+    covered = [len(c[c.index("-j") + 1].split(",")) for c in status]
+    assert max(covered) == 3  # one command covers all the arrays in flight
+
+
+def start_error(runner: SlurmRunner) -> str:
+    """What RunnerError ``runner.start()`` raises."""
+
+    async def start() -> str:
+        try:
+            with pytest.raises(RunnerError) as raised:
+                await runner.start()
+        finally:
+            await runner.aclose()
+        return str(raised.value)
+
+    return asyncio.run(start())
+
+
+def new_key(path: Path) -> str:
+    """Make an ed25519 key pair; its public key as ``type base64``."""
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return " ".join(Path(f"{path}.pub").read_text().split()[:2])
+
+
+def test_bad_options_and_unreachable_or_untrusted_hosts_fail_at_start(tmp_path: Path) -> None:
+    bad_partition = SlurmRunner(partition="nope", config=job_config(tmp_path), ssh=ssh_options())
+    assert "invalid partition" in start_error(bad_partition).lower()
+
+    bad_option = SlurmRunner(
+        config=job_config(tmp_path, sbatch_options={"frobnicate": 3}), ssh=ssh_options()
+    )
+    assert "unrecognized option '--frobnicate=3'" in start_error(bad_option)
+
+    unreachable = slurm_runner(tmp_path, ssh=ssh_options(port=2299, reconnect_attempts=0))
+    assert "cannot connect to root@127.0.0.1:2299" in start_error(unreachable)
+
+    new_key(tmp_path / "stranger_key")
+    rejected = slurm_runner(tmp_path, ssh=ssh_options(client_keys=[str(tmp_path / "stranger_key")]))
+    assert "rejected the login" in start_error(rejected)
+
+    wrong = tmp_path / "known_hosts"
+    port = cluster_env()["LOCALSLURM_SSH_PORT"]
+    wrong.write_text(f"[127.0.0.1]:{port} {new_key(tmp_path / 'other_host_key')}\n")
+    mismatch = slurm_runner(tmp_path, ssh=ssh_options(known_hosts=str(wrong)))
+    assert "host key of root@127.0.0.1:" in start_error(mismatch)
+
+    missing = slurm_runner(tmp_path, ssh=ssh_options(known_hosts=str(tmp_path / "none")))
+    assert "does not exist" in start_error(missing)
+
+    unverified = slurm_runner(
+        tmp_path, ssh=ssh_options(known_hosts=str(wrong), verify_host_key=False)
+    )
+
+    async def connects() -> None:
+        await unverified.start()  # verification explicitly turned off: connects
+        await unverified.aclose()
+
+    asyncio.run(connects())
+
+
+def test_on_the_login_node_itself_without_ssh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLURM_CONF", cluster_env()["SLURM_CONF"])
+    client = legacy_client()
+    runner = SlurmRunner(
+        partition=cluster_env()["LOCALSLURM_PARTITION"], config=job_config(tmp_path)
+    )
+    assert runner.transport.description == "this machine"
+    with AxScheduler(client, runner) as scheduler:
+        scheduler.set_objective_function(cluster_objectives.rosenbrock)
+        scheduler.run_optimization(max_trials=3)
+    assert set(statuses(client).values()) == {"COMPLETED"}
