@@ -19,7 +19,7 @@ import logging
 import os
 import shlex
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -276,6 +276,45 @@ class SSHTransport(Transport):
                 _text(result.stderr),
             )
         raise AssertionError("unreachable")
+
+    @contextlib.asynccontextmanager
+    async def open_process(
+        self, argv: Sequence[str]
+    ) -> AsyncIterator[asyncssh.SSHClientProcess[bytes]]:
+        """Start ``argv`` as a long-running remote process; close its channel on exit.
+
+        The process holds one of the ``max_sessions`` sessions until the block
+        ends, so short commands share the rest. Unlike :meth:`run`, nothing is
+        retried: if the connection drops, the process may already run.
+
+        Args:
+            argv: Program and arguments; each argument stays one word.
+
+        Yields:
+            The asyncssh process (bytes streams); ``wait()`` returns at its exit,
+            or with neither exit status nor signal if the connection dropped.
+
+        Raises:
+            RunnerError: The host cannot be reached.
+            ConnectionDropped: The connection broke while the process was starting.
+        """
+        command = shlex.join(argv)
+        async with self._sessions:
+            conn = await self.connection()
+            logger.debug("starting on %s: %s", self.description, command)
+            try:
+                process: asyncssh.SSHClientProcess[bytes] = await conn.create_process(
+                    command, encoding=None
+                )
+            except _DROPPED as exc:
+                self._forget(conn)
+                raise ConnectionDropped(
+                    f"connection to {self.description} dropped while starting {argv[0]}: {exc}"
+                ) from None
+            try:
+                yield process
+            finally:
+                process.close()
 
     async def write_file(self, path: str, data: bytes, *, mode: int = 0o644) -> None:
         temp = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
