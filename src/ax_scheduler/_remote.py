@@ -380,3 +380,85 @@ def _text(value: Any) -> str:
 def make_transport(ssh: SSHOptions | None) -> Transport:
     """SSH to a login node when ``ssh`` is given, else run commands here."""
     return LocalTransport() if ssh is None else SSHTransport(ssh)
+
+
+# -- long-running processes -------------------------------------------------------
+# The scripts are fixed: paths and numbers arrive as positional arguments ("$1" ...),
+# so nothing a user or Ax provides is ever parsed as shell code.
+
+#: Starts the line on which a detached process reports its pid and process group.
+PID_MARKER = b"axs-pid "
+
+#: cd to $1, report "PID PGID" (on stdout and in the file ``pid``, for whoever
+#: re-attaches after a dropped connection), then exec the rest with output to log
+#: files. sshd makes each session's command a session leader, so the process group
+#: is everything the program starts.
+_DETACHED_SCRIPT = """\
+cd -- "$1" || exit
+shift
+g=$(ps -o pgid= -p $$ 2>/dev/null | tr -d ' ')
+echo "$$ ${g:-$$}" > pid
+echo "axs-pid $$ ${g:-$$}"
+exec "$@" </dev/null >stdout.log 2>stderr.log
+"""
+
+#: Exit 0 while process $1 runs. A zombie has ended: where init does not reap
+#: orphans (containers), a process re-attached to stays one forever.
+_ALIVE_SCRIPT = """\
+if command -v ps >/dev/null 2>&1; then
+  s=$(ps -o stat= -p "$1") || exit 1
+  case $s in *Z*) exit 1 ;; esac
+  exit 0
+fi
+kill -0 "$1" 2>/dev/null
+"""
+
+#: SIGTERM process group $1, wait up to $2 tenths of a second for its live
+#: (non-zombie) members to exit, then SIGKILL whatever is left.
+_STOP_SCRIPT = """\
+g=$1
+alive() {
+  if command -v ps >/dev/null 2>&1; then
+    ps -e -o pgid= -o stat= | awk -v g="$g" '$1 == g && $2 !~ /Z/ { n = 1 } END { exit !n }'
+  else
+    kill -0 -"$g" 2>/dev/null
+  fi
+}
+kill -TERM -"$g" 2>/dev/null || exit 0
+i=0
+while [ "$i" -lt "$2" ] && alive; do sleep 0.1; i=$((i + 1)); done
+kill -KILL -"$g" 2>/dev/null
+exit 0
+"""
+
+
+def detached_argv(workdir: str, argv: Sequence[str]) -> list[str]:
+    """The command that runs ``argv`` in ``workdir``, logging to files there.
+
+    It prints ``PID_MARKER PID PGID`` first, writes ``PID PGID`` to ``workdir/pid``,
+    then becomes ``argv`` (same pid) with stdout/stderr in ``stdout.log`` and
+    ``stderr.log``: a dropped connection does not stop it.
+    """
+    return ["sh", "-c", _DETACHED_SCRIPT, "sh", workdir, *argv]
+
+
+def alive_argv(pid: int) -> list[str]:
+    """The command that exits 0 while process ``pid`` runs (zombies have ended)."""
+    return ["sh", "-c", _ALIVE_SCRIPT, "sh", str(pid)]
+
+
+def stop_group_argv(pgid: int, grace: float) -> list[str]:
+    """The command that stops process group ``pgid``: TERM, ``grace`` seconds, KILL."""
+    return ["sh", "-c", _STOP_SCRIPT, "sh", str(pgid), str(round(grace * 10))]
+
+
+def parse_pids(data: bytes, prefix: bytes = b"") -> tuple[int, int] | None:
+    """``(pid, pgid)`` from a ``prefix PID PGID`` line; None if it is not one."""
+    if not data.startswith(prefix):
+        return None
+    parts = data[len(prefix) :].split()
+    if len(parts) != 2 or not all(part.isdigit() for part in parts):
+        return None
+    pid, pgid = int(parts[0]), int(parts[1])
+    # Never signal init or "every process" because of a garbled line.
+    return (pid, pgid) if pid > 1 and pgid > 1 else None

@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -40,8 +39,14 @@ import cloudpickle
 from .. import _jobworker
 from .._aio import shielded
 from .._config import SSHConfig, SSHHost
-from .._exceptions import InfrastructureError, ObjectiveError, RunnerError, TrialError
-from .._exceptions import WorkerDiedError
+from .._exceptions import (
+    ConfigError,
+    InfrastructureError,
+    ObjectiveError,
+    RunnerError,
+    TrialError,
+    WorkerDiedError,
+)
 from .._jobs import FunctionObjective, Job, Objective
 from .._remote import SSHTransport
 from ._base import Runner
@@ -154,11 +159,7 @@ class _Ended:
 
 
 class _Lost(Exception):
-    """The trial could not run to its end on this host; run it on another one."""
-
-    def __init__(self, reason: str, *, host_down: bool) -> None:
-        super().__init__(reason)
-        self.host_down = host_down
+    """The trial could not run to its end on its host; run it on another one."""
 
 
 class SSHRunner(Runner):
@@ -257,7 +258,9 @@ class SSHRunner(Runner):
         if len(down) == len(self._hosts):
             raise RunnerError(f"{problem}: {self._why_down()}")
         for host in down:
-            logger.warning("SSH host %s left out, running on the others: %s", host.address, host.down)
+            logger.warning(
+                "SSH host %s left out, running on the others: %s", host.address, host.down
+            )
 
     def _why_down(self) -> str:
         return "; ".join(f"{host.address}: {host.down}" for host in self._hosts if host.down)
@@ -315,13 +318,13 @@ class SSHRunner(Runner):
             InfrastructureError: SFTP refused a file operation.
         """
         if host.down is not None:
-            raise _Lost(host.down, host_down=True)
+            raise _Lost(host.down)
         try:
             await self._connected(host)
             return await operation()
         except RunnerError as exc:
             self._mark_down(host, str(exc))
-            raise _Lost(str(exc), host_down=True) from None
+            raise _Lost(str(exc)) from None
         except asyncssh.SFTPError as exc:
             raise InfrastructureError(f"{host.address}: {exc.reason}") from None
 
@@ -423,7 +426,9 @@ class SSHRunner(Runner):
         finally:
             self._running.discard(process)
         if self._closing:
-            raise InfrastructureError("the SSH runner was closed; the trial's processes were stopped")
+            raise InfrastructureError(
+                "the SSH runner was closed; the trial's processes were stopped"
+            )
         return await self._result(process, ended)
 
     async def _write_manifest(self, process: _Process, job: Job) -> None:
@@ -440,7 +445,9 @@ class SSHRunner(Runner):
                 }
             ],
         }
-        mkdir = await self._call(host, lambda: host.transport.run(["mkdir", "-p", "--", process.workdir]))
+        mkdir = await self._call(
+            host, lambda: host.transport.run(["mkdir", "-p", "--", process.workdir])
+        )
         if not mkdir.ok:
             raise InfrastructureError(
                 f"cannot create {process.workdir!r} on {host.address}: {mkdir.describe()}"
@@ -452,13 +459,23 @@ class SSHRunner(Runner):
     def _command(self, process: _Process) -> list[str]:
         worker = f"{process.host.session_dir}/axs_worker.py"
         python = self._python(process.host)
-        return ["sh", "-c", START_SCRIPT, "sh", process.workdir, *python, worker, "manifest.json", "0"]
+        return [
+            "sh",
+            "-c",
+            START_SCRIPT,
+            "sh",
+            process.workdir,
+            *python,
+            worker,
+            "manifest.json",
+            "0",
+        ]
 
     async def _execute(self, process: _Process, job: Job) -> _Ended:
         """Start the worker and wait for its exit; re-attach if the connection drops."""
         host = process.host
         if host.down is not None:
-            raise _Lost(host.down, host_down=True)
+            raise _Lost(host.down)
         process.phase = "starting"
         completed = None
         try:
@@ -467,7 +484,9 @@ class SSHRunner(Runner):
                 await self._read_pids(process, job)
                 completed = await channel.wait()
         except (RunnerError, asyncssh.Error, OSError) as exc:
-            logger.warning("connection to %s broke during trial %d: %s", host.address, job.trial_index, exc)
+            logger.warning(
+                "connection to %s broke during trial %d: %s", host.address, job.trial_index, exc
+            )
         finally:
             process.channel = None
         if completed is None or (completed.exit_status is None and completed.exit_signal is None):
@@ -495,7 +514,9 @@ class SSHRunner(Runner):
         """
         host = process.host
         if self._closing:
-            raise InfrastructureError("the SSH runner was closed; the trial's processes were stopped")
+            raise InfrastructureError(
+                "the SSH runner was closed; the trial's processes were stopped"
+            )
         if process.pid is None and not await self._pids_from_file(process):
             raise _Lost(
                 f"the connection to {host.address} dropped while trial {job.trial_index} started",
@@ -533,7 +554,9 @@ class SSHRunner(Runner):
         try:
             return json.loads(data)
         except json.JSONDecodeError as exc:
-            raise await self._failure(process, ended, f"but result.json is not JSON ({exc})") from None
+            raise await self._failure(
+                process, ended, f"but result.json is not JSON ({exc})"
+            ) from None
 
     async def _read(self, process: _Process, name: str, tail: int | None = None) -> bytes | None:
         host = process.host
@@ -586,7 +609,9 @@ class SSHRunner(Runner):
             with contextlib.suppress(asyncssh.Error, OSError, TimeoutError):
                 async with asyncio.timeout(PID_WAIT_SECONDS):
                     while line := await channel.stdout.readline():
-                        if _record_pids(process, line.decode(errors="replace").removeprefix("axs-pid ")):
+                        if _record_pids(
+                            process, line.decode(errors="replace").removeprefix("axs-pid ")
+                        ):
                             return
         # The exec request may be in flight: the script writes its pid file first thing.
         deadline = time.monotonic() + PID_WAIT_SECONDS
@@ -598,7 +623,9 @@ class SSHRunner(Runner):
         argv = ["sh", "-c", STOP_SCRIPT, "sh", str(pgid), tenths]
         result = await self._call(host, lambda: host.transport.run(argv))
         if not result.ok:
-            logger.error("stopping process group %d on %s failed: %s", pgid, host.address, result.describe())
+            logger.error(
+                "stopping process group %d on %s failed: %s", pgid, host.address, result.describe()
+            )
 
     async def aclose(self) -> None:
         """Kill every trial process group still running, then close the connections."""
@@ -620,8 +647,6 @@ def parse_hosts(hosts: Any) -> list[SSHHost]:
     Raises:
         ConfigError: The list is empty or not a list, or an entry is invalid.
     """
-    from .._exceptions import ConfigError
-
     if isinstance(hosts, str | bytes | Mapping) or not isinstance(hosts, Sequence):
         raise ConfigError(
             f"hosts must be a list of hosts like [{{'host': 'gpu1', 'slots': 2}}], got {hosts!r}"
