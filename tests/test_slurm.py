@@ -331,3 +331,93 @@ def test_on_the_login_node_itself_without_ssh(
         scheduler.set_objective_function(cluster_objectives.rosenbrock)
         scheduler.run_optimization(max_trials=3)
     assert set(statuses(client).values()) == {"COMPLETED"}
+
+
+def test_script_objectives_run_in_the_job_and_hostile_values_stay_data(tmp_path: Path) -> None:
+    """The script is uploaded over SFTP; its argv never passes through a shell."""
+    from test_scripts import HOSTILE, SCRIPTS, client_with_label
+
+    client = client_with_label()
+    runner = slurm_runner(tmp_path)
+    with AxScheduler(client, runner) as scheduler:
+        scheduler.set_script_objective(
+            SCRIPTS / "rosenbrock.py",
+            script_options={
+                "interpreter": "python3",
+                "args": ["{params_file}", "{output_file}"],
+                "env": {"SIM_MODE": "fast"},
+            },
+        )
+        with scheduler.batch_trial_context() as batch:
+            for i, label in enumerate(HOSTILE):
+                batch.add_trial({"x": 0.5, "y": 0.5 if i == 0 else 0.0, "label": label})
+    assert set(statuses(client).values()) == {"COMPLETED"}
+    assert runner.stats["sbatch"] == 1
+    assert experiment_of(client).trials[0].objective_mean == 6.5
+    for index, label in enumerate(HOSTILE):
+        info = run_metadata(client, index)
+        workdir = Path(info["job_dir"])
+        assert json.loads((workdir / "params.json").read_text())["label"] == label
+        assert Path(info["stdout"]).read_text() == f"trial {index} label={label}\n"
+        assert Path(info["stderr"]).read_text() == "extra env fast\n"
+        assert not (workdir / "pwned").exists()
+
+
+def test_failing_and_hanging_scripts_fail_with_exit_code_stderr_or_timeout(
+    tmp_path: Path,
+) -> None:
+    client = legacy_client()
+    runner = slurm_runner(tmp_path)
+    with AxScheduler(client, runner) as scheduler:
+        # misbehaves.sh takes its mode as $1: a wrapper maps trial index -> mode
+        scheduler.set_script_objective(
+            _write_dispatcher(tmp_path, ["exit3", "noresult", "hang"]),
+            script_options={"interpreter": "sh", "args": ["{trial_index}"], "timeout": 3},
+        )
+        with scheduler.batch_trial_context() as batch:
+            for i in range(3):
+                batch.add_trial({"x": i / 4, "y": 0.0})
+    assert statuses(client) == {0: "FAILED", 1: "FAILED", 2: "FAILED"}
+    reasons = [run_metadata(client, i)["failure_reason"] for i in range(3)]
+    assert "exit code 3:0" in reasons[0]
+    assert "simulation diverged at step 42" in reasons[0]
+    assert "wrote no result.json" in reasons[1]
+    assert "forgot to write the result" in reasons[1]
+    assert reasons[2] == "timeout: ran longer than its timeout of 3 s"
+    child = int((Path(run_metadata(client, 2)["job_dir"]) / "child.pid").read_text())
+    assert wait_until(lambda: not _alive(child), 10)
+
+
+def _write_dispatcher(tmp_path: Path, modes: list[str]) -> Path:
+    from test_scripts import SCRIPTS
+
+    script = tmp_path / "dispatch.sh"
+    cases = " ".join(f"{i}) mode={mode} ;;" for i, mode in enumerate(modes))
+    script.write_text(
+        f'#!/bin/sh\ncase "$1" in {cases} esac\nexec sh {SCRIPTS / "misbehaves.sh"} "$mode"\n'
+    )
+    return script
+
+
+def _alive(pid: int) -> bool:
+    from conftest import alive
+
+    return alive(pid)
+
+
+def test_apptainer_containers_need_the_engine_on_the_cluster(tmp_path: Path) -> None:
+    """No Apptainer package exists for these machines: the missing engine is a clear
+    error at start (the command line itself is tested in test_slurm_logic.py)."""
+    client = legacy_client()
+    with AxScheduler(client, slurm_runner(tmp_path)) as scheduler:
+        scheduler.set_container_objective(
+            container_image="sim.sif",
+            container_command="python /app/simulate.py {params_file} {output_file}",
+            container_options={"engine": "apptainer"},
+        )
+        with pytest.raises(RunnerError, match=r"'apptainer' is not installed on root@127\.0\.0\.1"):
+            scheduler.run_optimization(max_trials=1)
+        scheduler.set_container_objective(container_image="sim:latest")
+        with pytest.raises(RunnerError, match="not 'docker'"):
+            scheduler.run_optimization(max_trials=1)
+    assert statuses(client) == {}

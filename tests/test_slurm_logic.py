@@ -327,3 +327,76 @@ async def test_closing_the_runner_cancels_every_live_job() -> None:
     assert sorted(cluster.cancelled) == ["100_0", "100_1", "100_2"]
     outcomes = await asyncio.gather(*works, return_exceptions=True)
     assert all(isinstance(o, InfrastructureError) and "closed" in str(o) for o in outcomes)
+
+
+def test_apptainer_command_line_binds_the_trial_dir_and_keeps_values_as_arguments(
+    tmp_path: Any,
+) -> None:
+    from ax_scheduler._config import ContainerOptions
+    from ax_scheduler._container import apptainer_exec_argv, make_container_objective
+
+    data = tmp_path / "my data"
+    data.mkdir()
+    objective = make_container_objective(
+        "/images/sim.sif",
+        "python /app/simulate.py {params_file} {output_file} --label 'a b'",
+        ContainerOptions.from_user(
+            {
+                "engine": "singularity",
+                "volumes": {str(data): "/data:ro"},
+                "env_vars": {"MODE": "$(rm -rf ~)"},
+                "gpus": 1,
+            }
+        ),
+    )
+    argv = apptainer_exec_argv(objective, "/scratch/run 1/a0/3", 3)
+    assert argv == [
+        "singularity", "exec", "--cleanenv", "--pwd", "/job",
+        "--bind", "/scratch/run 1/a0/3:/job",
+        "--bind", f"{data}:/data:ro",
+        "--env", "JOB_PARAMS_FILE=/job/params.json",
+        "--env", "JOB_OUTPUT_FILE=/job/result.json",
+        "--env", "JOB_TRIAL_INDEX=3",
+        "--env", "JOB_WORKDIR=/job",
+        "--env", "MODE=$(rm -rf ~)",
+        "--nv",
+        "/images/sim.sif",
+        "python", "/app/simulate.py", "/job/params.json", "/job/result.json", "--label", "a b",
+    ]  # fmt: skip
+
+
+async def test_script_and_container_trials_become_command_manifests(tmp_path: Any) -> None:
+    from ax_scheduler._config import ContainerOptions, ScriptOptions
+    from ax_scheduler._container import make_container_objective
+    from ax_scheduler._script import make_script_objective
+
+    script = tmp_path / "sim.py"
+    script.write_text("print('hi')\n")
+    scripted = make_script_objective(
+        script, ScriptOptions.from_user({"interpreter": "python3", "args": ["{params_file}"]})
+    )
+    contained = make_container_objective(
+        "sim.sif", "run {output_file}", ContainerOptions.from_user({"engine": "apptainer"})
+    )
+    cluster = FakeCluster()
+    runner = make_runner(cluster, Ticks(cluster, {0: complete_all(cluster)}))
+    jobs_ = [
+        Job(0, {"x": 0.0}, scripted, "exp-trial-0"),
+        Job(1, {"x": 1.0}, contained, "exp-trial-1"),
+    ]
+    await runner.start()
+    await asyncio.gather(*(runner.run(job) for job in jobs_))
+    assert len(cluster.sbatch_calls()) == 2  # one array per objective
+    script_task = cluster.manifest("100")["tasks"][0]
+    workdir = script_task["workdir"]
+    assert cluster.manifest("100")["kind"] == "command"
+    assert script_task["argv"] == [
+        scripted.interpreter,  # without ssh: the driver's own, resolved path
+        str(script),
+        f"{workdir}/params.json",
+    ]
+    assert script_task["env"]["JOB_OUTPUT_FILE"] == f"{workdir}/result.json"
+    container_task = cluster.manifest("101")["tasks"][0]
+    assert container_task["argv"][:2] == ["apptainer", "exec"]
+    assert container_task["argv"][-3:] == ["sim.sif", "run", "/job/result.json"]
+    await runner.aclose()

@@ -100,3 +100,34 @@ def _limits(objective: ContainerObjective) -> list[str]:
     return [
         part for flag, value in flags.items() if value is not None for part in (flag, str(value))
     ]
+
+
+#: Cluster container engines and the flag that passes GPUs through.
+APPTAINER_ENGINES = {"apptainer": "--nv", "singularity": "--nv"}
+
+
+def apptainer_exec_argv(objective: ContainerObjective, workdir: str, trial_index: int) -> list[str]:
+    """The ``apptainer exec`` (or ``singularity exec``) line of one trial in a cluster job.
+
+    The trial directory is bound at ``/job`` as with Docker; the environment is
+    cleaned (``--cleanenv``) so the host's variables do not leak in, and the
+    ``JOB_*`` variables and ``env_vars`` are passed explicitly. CPU and memory
+    limits come from the Slurm job itself; ``gpus`` turns on ``--nv``.
+    """
+    inside = objective.placeholders(trial_index)
+    argv = [objective.engine, "exec", "--cleanenv", "--pwd", CONTAINER_WORKDIR]
+    argv += ["--bind", f"{workdir}:{CONTAINER_WORKDIR}"]
+    for host, target in objective.volumes:
+        argv += ["--bind", f"{host}:{target}"]
+    env = {
+        "JOB_PARAMS_FILE": inside["params_file"],
+        "JOB_OUTPUT_FILE": inside["output_file"],
+        "JOB_TRIAL_INDEX": inside["trial_index"],
+        "JOB_WORKDIR": inside["workdir"],
+        **dict(objective.env),
+    }
+    for key, value in env.items():
+        argv += ["--env", f"{key}={value}"]
+    if objective.gpus is not None:
+        argv.append(APPTAINER_ENGINES[objective.engine])
+    return [*argv, objective.image, *objective.argv(trial_index)]

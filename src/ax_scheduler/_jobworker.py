@@ -20,10 +20,14 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import traceback
 from typing import Any
+
+#: Seconds between SIGTERM and SIGKILL when a command is stopped.
+TERMINATE_GRACE_SECONDS = 5.0
 
 
 def main(argv: list[str]) -> int:
@@ -37,7 +41,7 @@ def main(argv: list[str]) -> int:
     write_atomically("params.json", json.dumps(task["parameters"], indent=2))
     if manifest["kind"] == "function":
         return run_function(manifest["objective"], task["parameters"])
-    return run_command(task["argv"], task.get("env", {}))
+    return run_command(task["argv"], task.get("env", {}), task.get("timeout"))
 
 
 def run_function(objective_path: str, parameters: dict[str, Any]) -> int:
@@ -58,13 +62,47 @@ def run_function(objective_path: str, parameters: dict[str, Any]) -> int:
     return 0
 
 
-def run_command(argv: list[str], env: dict[str, str]) -> int:
-    """Run a script or container command; it writes result.json itself."""
+def run_command(argv: list[str], env: dict[str, str], timeout: float | None) -> int:
+    """Run a script or container command in its own process group; it writes result.json.
+
+    A timeout stops the whole group (SIGTERM, then SIGKILL after a grace period),
+    so nothing the command started outlives the trial.
+    """
     try:
-        code = subprocess.call(argv, env={**os.environ, **env})
+        process = subprocess.Popen(argv, env={**os.environ, **env}, start_new_session=True)
     except OSError as exc:
         return report_error(f"could not start {argv[0]!r}", exc)
+    signal.signal(signal.SIGTERM, lambda *_: stop_group(process))  # scancel reaches the group
+    try:
+        code = process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop_group(process)
+        write_atomically(
+            "error.json",
+            json.dumps(
+                {
+                    "error": f"timeout: ran longer than its timeout of {timeout:g} s",
+                    "traceback": "",
+                    "timeout": True,
+                }
+            ),
+        )
+        return 124
     return code if code >= 0 else 128 - code
+
+
+def stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the command's process group, SIGKILL it after a grace period."""
+    for sig, grace in ((signal.SIGTERM, TERMINATE_GRACE_SECONDS), (signal.SIGKILL, None)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        if grace is not None:
+            try:
+                process.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                continue
 
 
 def plain(value: Any) -> Any:

@@ -14,6 +14,9 @@ import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from ._jobs import ScriptObjective
 
 
 class Outcome(enum.Enum):
@@ -178,6 +181,33 @@ def job_script(
         ' "$SLURM_ARRAY_TASK_ID"'
     )
     return "\n".join(lines) + "\n"
+
+
+def script_task(
+    objective: ScriptObjective,
+    *,
+    script: str,
+    interpreter: str | None,
+    workdir: str,
+    trial_index: int,
+) -> dict[str, Any]:
+    """The manifest entry's command of a script trial, with paths as on the cluster."""
+    placeholders = {
+        "params_file": f"{workdir}/params.json",
+        "output_file": f"{workdir}/result.json",
+        "trial_index": str(trial_index),
+        "workdir": workdir,
+    }
+    env = {
+        **dict(objective.env),
+        "JOB_PARAMS_FILE": placeholders["params_file"],
+        "JOB_OUTPUT_FILE": placeholders["output_file"],
+        "JOB_TRIAL_INDEX": placeholders["trial_index"],
+        "JOB_WORKDIR": workdir,
+    }
+    head = [interpreter] if interpreter else []
+    argv = [*head, script, *(arg.format(**placeholders) for arg in objective.args)]
+    return {"argv": argv, "env": env, "timeout": objective.timeout}
 
 
 class Backoff:

@@ -37,6 +37,7 @@ import cloudpickle
 from .. import _jobworker
 from .._aio import shielded
 from .._config import SchedulerConfig, SlurmConfig, SSHOptions
+from .._container import APPTAINER_ENGINES, apptainer_exec_argv
 from .._exceptions import (
     ConfigError,
     InfrastructureError,
@@ -45,7 +46,7 @@ from .._exceptions import (
     TrialError,
     TrialTimeoutError,
 )
-from .._jobs import FunctionObjective, Job, Objective
+from .._jobs import ContainerObjective, FunctionObjective, Job, Objective, ScriptObjective
 from .._remote import ConnectionDropped, Transport, make_transport
 from .._slurm import (
     MEMORY,
@@ -60,6 +61,7 @@ from .._slurm import (
     parse_sacct,
     sbatch_argv,
     sbatch_option_args,
+    script_task,
 )
 from ._base import Runner
 
@@ -109,7 +111,7 @@ class SlurmRunner(Runner):
     """
 
     kind = "slurm"
-    objective_types = (FunctionObjective,)
+    objective_types = (FunctionObjective, ScriptObjective, ContainerObjective)
     needs_pickling = True
 
     def __init__(
@@ -233,14 +235,21 @@ class SlurmRunner(Runner):
             )
 
     async def check_objective(self, objective: Objective) -> None:
-        """Upload a function objective (cloudpickled) once.
+        """Put what the objective needs on the cluster, once, and check its engine.
+
+        A function is cloudpickled and uploaded; over SSH a script is uploaded
+        (locally it is used where it is); a container's engine (apptainer or
+        singularity) must be on the cluster.
 
         Raises:
-            RunnerError: It is not a function objective.
+            RunnerError: A container engine Slurm cannot use, or one the cluster lacks.
         """
-        if not isinstance(objective, FunctionObjective):
-            raise RunnerError(f"{self!r} runs function objectives, got {type(objective).__name__}")
-        await self._objective_path(objective)
+        if isinstance(objective, FunctionObjective):
+            await self._objective_path(objective)
+        elif isinstance(objective, ScriptObjective):
+            await self._script_path(objective)
+        elif isinstance(objective, ContainerObjective):
+            await self._check_engine(objective.engine)
 
     async def _objective_path(self, objective: FunctionObjective) -> str:
         key = id(objective)
@@ -250,6 +259,37 @@ class SlurmRunner(Runner):
             await self.transport.write_file(path, data, mode=0o600)
             self._objectives[key] = path
         return self._objectives[key]
+
+    async def _script_path(self, objective: ScriptObjective) -> str:
+        """Where the script is on the cluster: uploaded over SSH, as it is locally."""
+        key = id(objective)
+        if key not in self._objectives:
+            path = str(objective.script)
+            if self.ssh is not None:
+                data = await anyio.Path(objective.script).read_bytes()
+                path = f"{self._session_dir}/script-{len(self._objectives)}-{objective.script.name}"
+                await self.transport.write_file(path, data, mode=0o755)
+            self._objectives[key] = path
+        return self._objectives[key]
+
+    def _interpreter(self, objective: ScriptObjective) -> str | None:
+        """The interpreter by name over SSH: its local path may not exist on the cluster."""
+        if objective.interpreter is None or self.ssh is None:
+            return objective.interpreter
+        return objective.interpreter.rsplit("/", 1)[-1]
+
+    async def _check_engine(self, engine: str) -> None:
+        if engine not in APPTAINER_ENGINES:
+            raise RunnerError(
+                f"{self!r} runs containers with apptainer or singularity, not {engine!r}:"
+                " pass container_options={'engine': 'apptainer'} (or 'singularity')"
+            )
+        found = await self.transport.run(["sh", "-c", 'command -v "$1"', "sh", engine])
+        if not found.ok:
+            raise RunnerError(
+                f"container engine {engine!r} is not installed on {self.transport.description}"
+                " (not on the PATH of a login shell there)"
+            )
 
     # -- running --------------------------------------------------------------------
     async def run(self, job: Job) -> Any:
@@ -293,9 +333,12 @@ class SlurmRunner(Runner):
                 _settle(task, error=error)
             raise
         self._flush = None
-        tasks = self._take_queue()
-        for part in chunks(len(tasks), self._max_array_size):
-            await self._submit([tasks[i] for i in part])
+        by_objective: dict[int, list[_Task]] = {}
+        for task in self._take_queue():  # one array runs one objective
+            by_objective.setdefault(id(task.job.objective), []).append(task)
+        for tasks in by_objective.values():
+            for part in chunks(len(tasks), self._max_array_size):
+                await self._submit([tasks[i] for i in part])
 
     def _take_queue(self) -> list[_Task]:
         tasks, self._queue = self._queue, []
@@ -332,20 +375,7 @@ class SlurmRunner(Runner):
             self._poller = asyncio.create_task(self._poll(), name="ax-scheduler-sacct")
 
     async def _sbatch(self, directory: str, name: str, tasks: list[_Task]) -> str:
-        objective = tasks[0].job.objective
-        assert isinstance(objective, FunctionObjective)
-        manifest = {
-            "kind": "function",
-            "objective": await self._objective_path(objective),
-            "tasks": [
-                {
-                    "trial_index": task.job.trial_index,
-                    "workdir": task.workdir,
-                    "parameters": task.job.parameters,
-                }
-                for task in tasks
-            ],
-        }
+        manifest = await self._manifest(tasks)
         trials = ", ".join(str(task.job.trial_index) for task in tasks)
         script = job_script(
             python=self.config.python,
@@ -369,6 +399,41 @@ class SlurmRunner(Runner):
             resources=self.resource_args(),
         )
         return await self._run_sbatch(argv, name)
+
+    async def _manifest(self, tasks: list[_Task]) -> dict[str, Any]:
+        """What the worker of each array task needs (paths as on the cluster)."""
+        objective = tasks[0].job.objective
+        entries = [
+            {
+                "trial_index": task.job.trial_index,
+                "workdir": task.workdir,
+                "parameters": task.job.parameters,
+            }
+            for task in tasks
+        ]
+        if isinstance(objective, FunctionObjective):
+            return {
+                "kind": "function",
+                "objective": await self._objective_path(objective),
+                "tasks": entries,
+            }
+        for entry, task in zip(entries, tasks, strict=True):
+            entry.update(await self._command(objective, task))
+        return {"kind": "command", "tasks": entries}
+
+    async def _command(self, objective: Objective, task: _Task) -> dict[str, Any]:
+        index = task.job.trial_index
+        if isinstance(objective, ScriptObjective):
+            return script_task(
+                objective,
+                script=await self._script_path(objective),
+                interpreter=self._interpreter(objective),
+                workdir=task.workdir,
+                trial_index=index,
+            )
+        assert isinstance(objective, ContainerObjective)
+        argv = apptainer_exec_argv(objective, task.workdir, index)
+        return {"argv": argv, "env": {}, "timeout": objective.timeout}
 
     async def _run_sbatch(self, argv: list[str], name: str) -> str:
         delay = 1.0
@@ -484,7 +549,8 @@ class SlurmRunner(Runner):
         if error is not None:
             with contextlib.suppress(ValueError, KeyError, TypeError):
                 report = json.loads(error)
-                return ObjectiveError(str(report["error"]), details=str(report["traceback"]))
+                kind = TrialTimeoutError if report.get("timeout") else ObjectiveError
+                return kind(str(report["error"]), details=str(report["traceback"]) or None)
         tail = (
             await self.transport.read_file(f"{task.workdir}/stderr.log", tail=STDERR_TAIL_BYTES)
         ) or b""

@@ -5,17 +5,17 @@ How a trial travels:
 1. ``start()`` connects to every host at once (one asyncssh connection each),
    creates ``<job_dir>/<session>`` and uploads the worker ``axs_worker.py`` (the
    program Slurm jobs run). The objective is cloudpickled, uploaded once per host
-   and loaded there once, so a host whose Python lacks cloudpickle or the
-   objective's imports is found before any trial.
+   and loaded there once, so a host whose Python lacks cloudpickle or one of the
+   objective's imports is found before any trial runs.
 2. ``run()`` takes a slot on the healthy host with the most free slots, writes the
    trial's one-task ``manifest.json`` (parameter values travel only there) and
    starts ``python axs_worker.py manifest.json 0`` in the trial directory, output
-   to ``stdout.log``/``stderr.log`` next to it.
+   to ``stdout.log``/``stderr.log`` there.
 3. The trial ends when the remote process exits (no polling): ``result.json`` is
    the truth, ``error.json`` carries the objective's exception.
 4. A dropped connection does not stop the process (its output goes to files): the
-   runner reconnects, polls the pid until it exits, then reads the files. A host
-   that stays unreachable is marked down and its trials go to another host.
+   runner reconnects and polls the pid until it exits, then reads the files. A host
+   that stays unreachable is marked down and its trials go to other hosts.
 5. Cancelling kills the trial's process group: SIGTERM, ``stop_grace_seconds``,
    SIGKILL, in one remote command.
 """
@@ -48,7 +48,14 @@ from .._exceptions import (
     WorkerDiedError,
 )
 from .._jobs import FunctionObjective, Job, Objective
-from .._remote import SSHTransport
+from .._remote import (
+    PID_MARKER,
+    SSHTransport,
+    alive_argv,
+    detached_argv,
+    parse_pids,
+    stop_group_argv,
+)
 from ._base import Runner
 
 logger = logging.getLogger("ax_scheduler")
@@ -56,70 +63,25 @@ T = TypeVar("T")
 
 #: How much of a trial's stderr a failure reason quotes.
 STDERR_TAIL_BYTES = 2000
-#: Seconds a stop may take beyond its grace period (reconnecting, slow hosts).
+#: Seconds a stop may take beyond its grace period (reconnecting, a slow host).
 STOP_SLACK_SECONDS = 15.0
-#: Seconds a cancelled start waits to learn the pid of a process it may have started.
+#: Seconds a stop waits to learn the pid of a worker cancelled while starting.
 PID_WAIT_SECONDS = 2.0
-
-# The remote scripts are fixed: paths and numbers arrive as positional arguments
-# ("$1" ...), so nothing a user or Ax provides is ever parsed as shell code.
-
-#: Runs the worker in the trial directory ($1) with the argv that follows. The pid
-#: and process group come first on stdout (and in ``pid``, for a re-attach after a
-#: dropped connection); sshd makes the command a session leader, so the group is
-#: everything the trial starts.
-START_SCRIPT = """\
-cd -- "$1" || exit
-shift
-g=$(ps -o pgid= -p $$ 2>/dev/null | tr -d ' ')
-echo "$$ ${g:-$$}" > pid
-echo "axs-pid $$ ${g:-$$}"
-exec "$@" </dev/null >stdout.log 2>stderr.log
-"""
-
-#: Exit 0 while process $1 runs. A zombie has ended: where init does not reap
-#: orphans (containers), a re-attached worker stays one forever.
-ALIVE_SCRIPT = """\
-if command -v ps >/dev/null 2>&1; then
-  s=$(ps -o stat= -p "$1") || exit 1
-  case $s in *Z*) exit 1 ;; esac
-  exit 0
-fi
-kill -0 "$1" 2>/dev/null
-"""
-
-#: SIGTERM process group $1, wait up to $2 tenths of a second for its live
-#: (non-zombie) members to exit, then SIGKILL what is left.
-STOP_SCRIPT = """\
-g=$1
-alive() {
-  if command -v ps >/dev/null 2>&1; then
-    ps -e -o pgid= -o stat= | awk -v g="$g" '$1 == g && $2 !~ /Z/ { n = 1 } END { exit !n }'
-  else
-    kill -0 -"$g" 2>/dev/null
-  fi
-}
-kill -TERM -"$g" 2>/dev/null || exit 0
-i=0
-while [ "$i" -lt "$2" ] && alive; do sleep 0.1; i=$((i + 1)); done
-kill -KILL -"$g" 2>/dev/null
-exit 0
-"""
-
 #: Loads the uploaded objective once: checks Python, cloudpickle and the imports.
 LOAD_CHECK = "import pickle, sys; pickle.load(open(sys.argv[1], 'rb'))"
+CLOSED = "the SSH runner was closed; the trial's processes were stopped"
 
 
 @dataclass(eq=False)
 class _Host:
-    """One host of the pool: its connection, its free slots, whether it is down."""
+    """One host of the pool: its connection, its busy slots, whether it is down."""
 
     options: SSHHost
     transport: SSHTransport
     running: int = 0
     down: str | None = None  # why it is out of the pool
     session_dir: str = ""  # absolute, known after start()
-    objectives: dict[int, str] = field(default_factory=dict)  # id(objective) -> pickle path
+    objectives: dict[int, str] = field(default_factory=dict)  # id(objective) -> pickle
     reconnect: asyncio.Future[Any] | None = None
 
     @property
@@ -142,24 +104,30 @@ class _Process:
     pgid: int | None = None
     channel: asyncssh.SSHClientProcess[bytes] | None = None
 
+    def take_pids(self, data: bytes, prefix: bytes = b"") -> bool:
+        found = parse_pids(data, prefix)
+        if found is not None:
+            (self.pid, self.pgid), self.phase = found, "running"
+        return found is not None
+
 
 @dataclass(frozen=True)
 class _Ended:
-    """How a worker process ended, as far as the runner saw it."""
+    """How a worker ended, as far as the runner saw."""
 
-    code: int | None = None  # None: not seen (it ended while the connection was down)
+    code: int | None = None  # None: unseen, it ended while the connection was down
     signal: str | None = None
 
     def describe(self) -> str:
         if self.signal is not None:
             return f"was killed by SIG{self.signal}"
         if self.code is None:
-            return "ended while the connection was down (exit code unknown)"
+            return "ended while its connection was down (exit code unknown)"
         return f"exited with code {self.code}"
 
 
 class _Lost(Exception):
-    """The trial could not run to its end on its host; run it on another one."""
+    """The trial cannot finish on its host (the host is down); run it elsewhere."""
 
 
 class SSHRunner(Runner):
@@ -167,12 +135,12 @@ class SSHRunner(Runner):
 
     Args:
         hosts: One entry per host, see :class:`~ax_scheduler.SSHHost`: ``host``,
-            ``port``, ``username``, ``client_keys``, ``known_hosts`` ... plus
-            ``slots`` (trials at once), ``python``, ``job_dir`` and ``env``. A bare
+            ``port``, ``username``, ``client_keys``, ``known_hosts`` ... and
+            ``slots`` (trials at once), ``python``, ``job_dir``, ``env``. A bare
             string is a host name with default options.
         config: Runner options, see :class:`~ax_scheduler.SSHConfig`:
             ``max_resubmits``, ``stop_grace_seconds``, ``poll_interval``.
-        sleep: Injected by tests to run re-attach polling and back-off without waiting.
+        sleep: Injected by tests to run polling and reconnect back-off without waiting.
 
     Raises:
         ConfigError: ``hosts`` is empty, or an option is invalid; the message names it.
@@ -197,9 +165,9 @@ class SSHRunner(Runner):
         self._started = False
         self._closing = False
         self._start_lock = asyncio.Lock()
-        self._slot_freed = asyncio.Event()  # replaced after each set: a pulse
+        self._slot_freed = asyncio.Event()  # replaced after each set(): a pulse
         self._running: set[_Process] = set()
-        self._pickles: dict[int, bytes] = {}
+        self._pickles: dict[int, bytes] = {}  # id(objective) -> cloudpickled fn
 
     @property
     def capacity(self) -> int:
@@ -207,14 +175,14 @@ class SSHRunner(Runner):
         return sum(host.slots for host in self.hosts)
 
     def __repr__(self) -> str:
-        hosts = ", ".join(f"{host.address} ({host.slots} slots)" for host in self.hosts)
+        hosts = ", ".join(f"{host.address} x{host.slots}" for host in self.hosts)
         return f"SSHRunner({hosts})"
 
     # -- start ----------------------------------------------------------------------
     async def start(self) -> None:
         """Connect to every host at once, create the job directories, upload the worker.
 
-        Hosts that cannot be reached are left out with a warning.
+        Hosts that cannot be reached are left out, with a warning.
 
         Raises:
             RunnerError: No host can be reached; the message names each and why.
@@ -225,11 +193,8 @@ class SSHRunner(Runner):
             self._closing = False
             worker = await anyio.Path(_jobworker.__file__).read_bytes()
             await asyncio.gather(*(self._prepare_host(host, worker) for host in self._hosts))
-            self._check_some_host_up("none of the SSH hosts can be reached")
+            self._check_hosts("none of the SSH hosts can be reached")
             self._started = True
-            for host in self._hosts:
-                if host.down is None:
-                    logger.info("SSH host %s ready: jobs under %s", host.address, host.session_dir)
 
     async def _prepare_host(self, host: _Host, worker: bytes) -> None:
         host.down, host.objectives = None, {}
@@ -240,11 +205,15 @@ class SSHRunner(Runner):
             host.down = str(exc)
         except asyncssh.SFTPError as exc:
             host.down = f"cannot upload the worker to {host.address}: {exc.reason}"
+        else:
+            logger.info("SSH host %s ready: jobs under %s", host.address, host.session_dir)
 
     async def _make_session_dir(self, host: _Host) -> str:
+        # job_dir is $1 of a fixed script, never parsed as shell code.
         script = 'mkdir -p -- "$1/$2" && cd -- "$1/$2" && pwd -P'
-        argv = ["sh", "-c", script, "sh", host.options.job_dir, self._session]
-        result = await host.transport.run(argv)
+        result = await host.transport.run(
+            ["sh", "-c", script, "sh", host.options.job_dir, self._session]
+        )
         if not result.ok:
             raise RunnerError(
                 f"cannot create job_dir {host.options.job_dir!r} on {host.address}:"
@@ -252,14 +221,14 @@ class SSHRunner(Runner):
             )
         return result.stdout.strip().splitlines()[-1]
 
-    def _check_some_host_up(self, problem: str) -> None:
-        """Raise if every host is down; warn about the ones that are."""
+    def _check_hosts(self, problem: str) -> None:
+        """Raise if every host is down; warn about those that are."""
         down = [host for host in self._hosts if host.down is not None]
         if len(down) == len(self._hosts):
             raise RunnerError(f"{problem}: {self._why_down()}")
         for host in down:
             logger.warning(
-                "SSH host %s left out, running on the others: %s", host.address, host.down
+                "SSH host %s left out, trials run on the others: %s", host.address, host.down
             )
 
     def _why_down(self) -> str:
@@ -277,12 +246,11 @@ class SSHRunner(Runner):
             raise RunnerError(f"{self!r} runs function objectives, got {type(objective).__name__}")
         up = [host for host in self._hosts if host.down is None]
         await asyncio.gather(*(self._check_on(host, objective) for host in up))
-        self._check_some_host_up("no SSH host can run the objective")
+        self._check_hosts("no SSH host can run the objective")
 
     async def _check_on(self, host: _Host, objective: FunctionObjective) -> None:
         try:
-            path = await self._objective_path(host, objective)
-            argv = [*self._python(host), "-c", LOAD_CHECK, path]
+            argv = [*self._python(host), "-c", LOAD_CHECK, await self._upload(host, objective)]
             result = await self._call(host, lambda: host.transport.run(argv))
         except (_Lost, TrialError) as exc:
             host.down = host.down or str(exc)
@@ -293,7 +261,8 @@ class SSHRunner(Runner):
                 f" {result.describe()}"
             )
 
-    async def _objective_path(self, host: _Host, objective: FunctionObjective) -> str:
+    async def _upload(self, host: _Host, objective: FunctionObjective) -> str:
+        """The objective's pickle on ``host``, uploaded on first use."""
         key = id(objective)
         if key not in host.objectives:
             if key not in self._pickles:
@@ -305,13 +274,13 @@ class SSHRunner(Runner):
         return host.objectives[key]
 
     def _python(self, host: _Host) -> list[str]:
-        """The worker's interpreter, behind ``env NAME=VALUE`` if the host sets any."""
+        """The worker's interpreter, behind ``env NAME=VALUE ...`` if the host sets any."""
         env = [f"{name}={value}" for name, value in host.options.env.items()]
         return ["env", *env, host.options.python] if env else [host.options.python]
 
-    # -- hosts ----------------------------------------------------------------------
+    # -- the pool -------------------------------------------------------------------
     async def _call(self, host: _Host, operation: Callable[[], Awaitable[T]]) -> T:
-        """Run one transport operation; an unreachable host is marked down.
+        """Run one transport operation; a host that cannot be reached is marked down.
 
         Raises:
             _Lost: The host is (now) down.
@@ -332,7 +301,7 @@ class SSHRunner(Runner):
         """Wait for the host's connection; trials that find it broken share one reconnect."""
         if host.reconnect is None or host.reconnect.done():
             host.reconnect = asyncio.ensure_future(host.transport.connection())
-            # Whoever awaits it sees its error; this keeps asyncio from logging it.
+            # Its awaiters see the error; this keeps asyncio from logging it again.
             host.reconnect.add_done_callback(lambda done: done.cancelled() or done.exception())
         await asyncio.shield(host.reconnect)
 
@@ -343,12 +312,12 @@ class SSHRunner(Runner):
         self._wake()
 
     def _wake(self) -> None:
-        """Let trials waiting for a slot look again (a slot freed, a host went down)."""
+        """Let trials waiting for a slot look again: a slot is free or a host went down."""
         self._slot_freed.set()
         self._slot_freed = asyncio.Event()
 
     async def _take_slot(self) -> _Host:
-        """A slot on the healthy host with the most free slots; waits while all are busy.
+        """A slot on the healthy host with the most free slots, once one is free.
 
         Raises:
             InfrastructureError: Every host is down, or the runner is closing.
@@ -375,27 +344,28 @@ class SSHRunner(Runner):
 
         Raises:
             ObjectiveError: The objective raised (its message; the traceback in
-                ``details``), or the worker failed without a result.
+                ``details``), or the worker ended without a result.
             WorkerDiedError: The worker was killed by a signal.
-            InfrastructureError: Hosts went down more than ``max_resubmits`` times
-                while the trial ran, or every host is down.
+            InfrastructureError: Its hosts went down more than ``max_resubmits``
+                times, or every host is down.
         """
         if not isinstance(job.objective, FunctionObjective):
             raise RunnerError(f"{self!r} runs function objectives only")
-        await self.start()
+        try:
+            await self.start()
+        except RunnerError as exc:  # a batch's first trial starts the runner
+            raise InfrastructureError(str(exc)) from None
         resubmits = 0
         while True:
             host = await self._take_slot()
             try:
                 return await self._run_on(host, job, resubmits)
-            except _Lost as lost:
-                reason = str(lost)
+            except _Lost as exc:
+                reason = str(exc)
             finally:
                 self._free_slot(host)
             if resubmits >= self.config.max_resubmits:
-                raise InfrastructureError(
-                    f"{reason}; gave up after {resubmits} resubmissions (max_resubmits)"
-                )
+                raise InfrastructureError(f"{reason}; gave up after {resubmits} resubmissions")
             resubmits += 1
             job.info.update(resubmits=resubmits)
             logger.warning(
@@ -426,85 +396,54 @@ class SSHRunner(Runner):
         finally:
             self._running.discard(process)
         if self._closing:
-            raise InfrastructureError(
-                "the SSH runner was closed; the trial's processes were stopped"
-            )
+            raise InfrastructureError(CLOSED)
         return await self._result(process, ended)
 
     async def _write_manifest(self, process: _Process, job: Job) -> None:
-        host = process.host
+        host, workdir = process.host, process.workdir
         assert isinstance(job.objective, FunctionObjective)
         manifest = {
             "kind": "function",
-            "objective": await self._objective_path(host, job.objective),
+            "objective": await self._upload(host, job.objective),
             "tasks": [
-                {
-                    "trial_index": job.trial_index,
-                    "workdir": process.workdir,
-                    "parameters": job.parameters,
-                }
+                {"trial_index": job.trial_index, "workdir": workdir, "parameters": job.parameters}
             ],
         }
-        mkdir = await self._call(
-            host, lambda: host.transport.run(["mkdir", "-p", "--", process.workdir])
-        )
-        if not mkdir.ok:
+        made = await self._call(host, lambda: host.transport.run(["mkdir", "-p", "--", workdir]))
+        if not made.ok:
             raise InfrastructureError(
-                f"cannot create {process.workdir!r} on {host.address}: {mkdir.describe()}"
+                f"cannot create {workdir!r} on {host.address}: {made.describe()}"
             )
         data = json.dumps(manifest).encode()
-        path = f"{process.workdir}/manifest.json"
-        await self._call(host, lambda: host.transport.write_file(path, data))
-
-    def _command(self, process: _Process) -> list[str]:
-        worker = f"{process.host.session_dir}/axs_worker.py"
-        python = self._python(process.host)
-        return [
-            "sh",
-            "-c",
-            START_SCRIPT,
-            "sh",
-            process.workdir,
-            *python,
-            worker,
-            "manifest.json",
-            "0",
-        ]
+        await self._call(host, lambda: host.transport.write_file(f"{workdir}/manifest.json", data))
 
     async def _execute(self, process: _Process, job: Job) -> _Ended:
         """Start the worker and wait for its exit; re-attach if the connection drops."""
         host = process.host
-        if host.down is not None:
-            raise _Lost(host.down)
+        worker = [*self._python(host), f"{host.session_dir}/axs_worker.py", "manifest.json", "0"]
         process.phase = "starting"
         completed = None
         try:
-            async with host.transport.open_process(self._command(process)) as channel:
-                process.channel = channel
-                await self._read_pids(process, job)
-                completed = await channel.wait()
+            async with host.transport.open_process(detached_argv(process.workdir, worker)) as chan:
+                process.channel = chan
+                # Shell start-up files may print before the pid line.
+                while not process.pid and (line := await chan.stdout.readline()):
+                    process.take_pids(line, PID_MARKER)
+                if process.pid:
+                    job.info.update(pid=process.pid)
+                completed = await chan.wait()
         except (RunnerError, asyncssh.Error, OSError) as exc:
             logger.warning(
-                "connection to %s broke during trial %d: %s", host.address, job.trial_index, exc
+                "connection to %s broke in trial %d: %s", host.address, job.trial_index, exc
             )
-        finally:
-            process.channel = None
         if completed is None or (completed.exit_status is None and completed.exit_signal is None):
             return await self._reattach(process, job)
         if process.pid is None:
             stderr = _text(completed.stderr).strip() or f"exit code {completed.exit_status}"
             raise InfrastructureError(f"could not start the worker on {host.address}: {stderr}")
         process.phase = "ended"
-        signal_name = completed.exit_signal[0] if completed.exit_signal else None
-        return _Ended(completed.exit_status, signal_name)
-
-    async def _read_pids(self, process: _Process, job: Job) -> None:
-        """Read the ``axs-pid PID PGID`` line; shell start-up files may print before it."""
-        assert process.channel is not None
-        while line := await process.channel.stdout.readline():
-            if _record_pids(process, line.decode(errors="replace").removeprefix("axs-pid ")):
-                job.info.update(pid=process.pid)
-                return
+        signal = completed.exit_signal[0] if completed.exit_signal else None
+        return _Ended(completed.exit_status, signal)
 
     async def _reattach(self, process: _Process, job: Job) -> _Ended:
         """After a dropped connection: reconnect, then poll the pid until it exits.
@@ -514,36 +453,26 @@ class SSHRunner(Runner):
         """
         host = process.host
         if self._closing:
-            raise InfrastructureError(
-                "the SSH runner was closed; the trial's processes were stopped"
-            )
+            raise InfrastructureError(CLOSED)
         if process.pid is None and not await self._pids_from_file(process):
-            raise _Lost(
-                f"the connection to {host.address} dropped while trial {job.trial_index} started",
-                host_down=False,
-            )
+            raise _Lost(f"the connection to {host.address} dropped while the worker started")
         job.info.update(pid=process.pid)
         logger.warning(
-            "re-attached to trial %d on %s: polling pid %s until it exits",
+            "trial %d: re-attached to pid %s on %s, polling it until it exits",
             job.trial_index,
-            host.address,
             process.pid,
+            host.address,
         )
-        while await self._alive(process):
+        assert process.pid is not None
+        alive = alive_argv(process.pid)
+        while (await self._call(host, lambda: host.transport.run(alive))).ok:
             await self._sleep(self.config.poll_interval)
         process.phase = "ended"
         return _Ended()
 
     async def _pids_from_file(self, process: _Process) -> bool:
-        host = process.host
-        data = await self._call(host, lambda: host.transport.read_file(f"{process.workdir}/pid"))
-        return data is not None and _record_pids(process, data.decode(errors="replace"))
-
-    async def _alive(self, process: _Process) -> bool:
-        host = process.host
-        argv = ["sh", "-c", ALIVE_SCRIPT, "sh", str(process.pid)]
-        result = await self._call(host, lambda: host.transport.run(argv))
-        return result.ok
+        data = await self._read(process, "pid")
+        return data is not None and process.take_pids(data)
 
     # -- results --------------------------------------------------------------------
     async def _result(self, process: _Process, ended: _Ended) -> Any:
@@ -554,14 +483,11 @@ class SSHRunner(Runner):
         try:
             return json.loads(data)
         except json.JSONDecodeError as exc:
-            raise await self._failure(
-                process, ended, f"but result.json is not JSON ({exc})"
-            ) from None
+            raise await self._failure(process, ended, f"but result.json is bad: {exc}") from None
 
     async def _read(self, process: _Process, name: str, tail: int | None = None) -> bytes | None:
-        host = process.host
-        path = f"{process.workdir}/{name}"
-        return await self._call(host, lambda: host.transport.read_file(path, tail=tail))
+        transport, path = process.host.transport, f"{process.workdir}/{name}"
+        return await self._call(process.host, lambda: transport.read_file(path, tail=tail))
 
     async def _failure(self, process: _Process, ended: _Ended, problem: str) -> TrialError:
         error = await self._read(process, "error.json")
@@ -579,61 +505,48 @@ class SSHRunner(Runner):
 
     # -- stopping -------------------------------------------------------------------
     async def _stop(self, process: _Process) -> None:
-        """Kill the worker's process group (TERM, grace, KILL); never raises.
-
-        Time-bounded: a host that does not answer is logged, not waited for.
-        """
+        """Kill the worker's process group (TERM, grace, KILL). Time-bounded; never raises."""
         if process.phase in ("preparing", "ended"):
             return
         host = process.host
-        limit = self.config.stop_grace_seconds + STOP_SLACK_SECONDS
         try:
-            async with asyncio.timeout(limit):
+            async with asyncio.timeout(self.config.stop_grace_seconds + STOP_SLACK_SECONDS):
                 if process.pgid is None:
                     await self._learn_pids(process)
                 if process.pgid is not None:
-                    await self._kill_group(host, process.pgid)
+                    argv = stop_group_argv(process.pgid, self.config.stop_grace_seconds)
+                    result = await self._call(host, lambda: host.transport.run(argv))
+                    if not result.ok:
+                        raise RunnerError(result.describe())
         except (_Lost, TrialError, RunnerError, TimeoutError) as exc:
             logger.error(
-                "could not stop the trial processes in %s on %s (%s); they may still run",
+                "could not stop the trial processes of %s on %s (%s); they may still run",
                 process.workdir,
                 host.address,
-                exc or "timed out",
+                str(exc) or "timed out",
             )
         process.phase = "ended"
 
     async def _learn_pids(self, process: _Process) -> None:
-        """The pid of a worker cancelled while starting: from its channel, else its file."""
-        channel = process.channel
-        if channel is not None:
+        """The pids of a worker cancelled while starting: from its channel, else its file."""
+        if process.channel is not None:
             with contextlib.suppress(asyncssh.Error, OSError, TimeoutError):
                 async with asyncio.timeout(PID_WAIT_SECONDS):
-                    while line := await channel.stdout.readline():
-                        if _record_pids(
-                            process, line.decode(errors="replace").removeprefix("axs-pid ")
-                        ):
-                            return
-        # The exec request may be in flight: the script writes its pid file first thing.
+                    while not process.pid and (line := await process.channel.stdout.readline()):
+                        process.take_pids(line, PID_MARKER)
+        # The start may still be in flight; the script writes its pid file first thing.
         deadline = time.monotonic() + PID_WAIT_SECONDS
-        while not await self._pids_from_file(process) and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
-
-    async def _kill_group(self, host: _Host, pgid: int) -> None:
-        tenths = str(round(self.config.stop_grace_seconds * 10))
-        argv = ["sh", "-c", STOP_SCRIPT, "sh", str(pgid), tenths]
-        result = await self._call(host, lambda: host.transport.run(argv))
-        if not result.ok:
-            logger.error(
-                "stopping process group %d on %s failed: %s", pgid, host.address, result.describe()
-            )
+        while not process.pid and not await self._pids_from_file(process):
+            if time.monotonic() > deadline:
+                return
+            await asyncio.sleep(0.2)  # the file is remote: there is no event to wait on
 
     async def aclose(self) -> None:
         """Kill every trial process group still running, then close the connections."""
         self._closing = True
         self._wake()
-        running = list(self._running)
-        if running:
-            await shielded(asyncio.gather(*(self._stop(process) for process in running)))
+        if self._running:
+            await shielded(asyncio.gather(*(self._stop(process) for process in self._running)))
         for host in self._hosts:
             if host.reconnect is not None:
                 host.reconnect.cancel()
@@ -645,7 +558,7 @@ def parse_hosts(hosts: Any) -> list[SSHHost]:
     """Validate ``SSHRunner(hosts=...)``: a non-empty list of host dicts or names.
 
     Raises:
-        ConfigError: The list is empty or not a list, or an entry is invalid.
+        ConfigError: It is empty or not a list, or an entry is invalid.
     """
     if isinstance(hosts, str | bytes | Mapping) or not isinstance(hosts, Sequence):
         raise ConfigError(
@@ -656,25 +569,7 @@ def parse_hosts(hosts: Any) -> list[SSHHost]:
     return [SSHHost.from_entry(index, entry) for index, entry in enumerate(hosts)]
 
 
-def _record_pids(process: _Process, text: str) -> bool:
-    """Take ``PID PGID`` from ``text``; False if it is not that."""
-    parts = text.split()
-    if len(parts) != 2 or not all(part.isdigit() for part in parts):
-        return False
-    pid, pgid = int(parts[0]), int(parts[1])
-    if pid <= 1 or pgid <= 1:  # never signal init or "every process"
-        return False
-    process.pid, process.pgid, process.phase = pid, pgid, "running"
-    return True
-
-
 def _text(value: Any) -> str:
     if value is None:
         return ""
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-
-
-def _signal_name(number: int) -> str:
-    with contextlib.suppress(ValueError):
-        return signal.Signals(number).name
-    return f"signal {number}"
