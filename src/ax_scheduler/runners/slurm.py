@@ -328,7 +328,8 @@ class SlurmRunner(Runner):
             await self.start()
         except BaseException as exc:
             self._flush = None
-            error = exc if isinstance(exc, Exception) else RunnerError("cancelled")
+            # A TrialError, so each trial's failure reason is the cause itself.
+            error = InfrastructureError(str(exc) if isinstance(exc, Exception) else "cancelled")
             for task in self._take_queue():
                 _settle(task, error=error)
             raise
