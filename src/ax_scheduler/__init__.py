@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from ._config import SchedulerConfig as SchedulerConfig
     from ._config import ScriptOptions as ScriptOptions
     from ._config import SlurmConfig as SlurmConfig
+    from ._config import SSHConfig as SSHConfig
+    from ._config import SSHHost as SSHHost
     from ._config import SSHOptions as SSHOptions
     from ._exceptions import AxSchedulerError as AxSchedulerError
     from ._exceptions import ConfigError as ConfigError
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from .runners import JobLibRunner as JobLibRunner
     from .runners import Runner as Runner
     from .runners import SlurmRunner as SlurmRunner
+    from .runners import SSHRunner as SSHRunner
 
 _EXPORTS = {
     "AxScheduler": "._facade",
@@ -66,7 +69,10 @@ _EXPORTS = {
     "ScriptOptions": "._config",
     "SlurmConfig": "._config",
     "SlurmRunner": ".runners",
+    "SSHConfig": "._config",
+    "SSHHost": "._config",
     "SSHOptions": "._config",
+    "SSHRunner": ".runners",
     "TrialError": "._exceptions",
     "TrialTimeoutError": "._exceptions",
     "WorkerDiedError": "._exceptions",

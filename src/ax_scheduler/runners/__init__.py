@@ -4,5 +4,6 @@ from ._base import Runner
 from .docker import DockerRunner
 from .local import JobLibRunner
 from .slurm import SlurmRunner
+from .ssh import SSHRunner
 
-__all__ = ["DockerRunner", "JobLibRunner", "Runner", "SlurmRunner"]
+__all__ = ["DockerRunner", "JobLibRunner", "Runner", "SSHRunner", "SlurmRunner"]

@@ -50,6 +50,7 @@ from .._exceptions import (
 from .._jobs import FunctionObjective, Job, Objective
 from .._remote import (
     PID_MARKER,
+    ConnectionDropped,
     SSHTransport,
     alive_argv,
     detached_argv,
@@ -69,6 +70,7 @@ STOP_SLACK_SECONDS = 15.0
 PID_WAIT_SECONDS = 2.0
 #: Loads the uploaded objective once: checks Python, cloudpickle and the imports.
 LOAD_CHECK = "import pickle, sys; pickle.load(open(sys.argv[1], 'rb'))"
+#: Why trials still running when the runner closes fail.
 CLOSED = "the SSH runner was closed; the trial's processes were stopped"
 
 
@@ -127,7 +129,7 @@ class _Ended:
 
 
 class _Lost(Exception):
-    """The trial cannot finish on its host (the host is down); run it elsewhere."""
+    """The trial cannot finish on its host (it went down, or the start was lost): resubmit."""
 
 
 class SSHRunner(Runner):
@@ -152,7 +154,7 @@ class SSHRunner(Runner):
 
     def __init__(
         self,
-        hosts: Sequence[Mapping[str, Any] | str],
+        hosts: Sequence[Mapping[str, Any] | str | SSHHost],
         config: Mapping[str, Any] | None = None,
         *,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
@@ -163,7 +165,8 @@ class SSHRunner(Runner):
         self._hosts = [_Host(host, SSHTransport(host, sleep=sleep)) for host in self.hosts]
         self._session = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         self._started = False
-        self._closing = False
+        self._closing = False  # no new trials; running ones are being stopped
+        self._closed = False  # connections closed: nothing may reconnect
         self._start_lock = asyncio.Lock()
         self._slot_freed = asyncio.Event()  # replaced after each set(): a pulse
         self._running: set[_Process] = set()
@@ -171,7 +174,7 @@ class SSHRunner(Runner):
 
     @property
     def capacity(self) -> int:
-        """The sum of the hosts' ``slots``."""
+        """The sum of the hosts' ``slots``; while some are down, trials wait for a slot."""
         return sum(host.slots for host in self.hosts)
 
     def __repr__(self) -> str:
@@ -190,7 +193,7 @@ class SSHRunner(Runner):
         async with self._start_lock:
             if self._started:
                 return
-            self._closing = False
+            self._closing = self._closed = False
             worker = await anyio.Path(_jobworker.__file__).read_bytes()
             await asyncio.gather(*(self._prepare_host(host, worker) for host in self._hosts))
             self._check_hosts("none of the SSH hosts can be reached")
@@ -244,6 +247,7 @@ class SSHRunner(Runner):
         """
         if not isinstance(objective, FunctionObjective):
             raise RunnerError(f"{self!r} runs function objectives, got {type(objective).__name__}")
+        await self.start()
         up = [host for host in self._hosts if host.down is None]
         await asyncio.gather(*(self._check_on(host, objective) for host in up))
         self._check_hosts("no SSH host can run the objective")
@@ -286,6 +290,8 @@ class SSHRunner(Runner):
             _Lost: The host is (now) down.
             InfrastructureError: SFTP refused a file operation.
         """
+        if self._closed:
+            raise InfrastructureError(CLOSED)
         if host.down is not None:
             raise _Lost(host.down)
         try:
@@ -369,7 +375,7 @@ class SSHRunner(Runner):
             resubmits += 1
             job.info.update(resubmits=resubmits)
             logger.warning(
-                "trial %d lost its host (%s); resubmitting (%d of %d)",
+                "trial %d lost its host, where it may still run (%s); resubmitting (%d of %d)",
                 job.trial_index,
                 reason,
                 resubmits,
@@ -419,10 +425,25 @@ class SSHRunner(Runner):
 
     async def _execute(self, process: _Process, job: Job) -> _Ended:
         """Start the worker and wait for its exit; re-attach if the connection drops."""
+        completed = await self._start_and_wait(process, job)
+        if completed is None or (completed.exit_status is None and completed.exit_signal is None):
+            return await self._reattach(process, job)
+        if process.pid is None:
+            stderr = _text(completed.stderr).strip() or f"exit code {completed.exit_status}"
+            raise InfrastructureError(
+                f"could not start the worker on {process.host.address}: {stderr}"
+            )
+        process.phase = "ended"
+        signal = completed.exit_signal[0] if completed.exit_signal else None
+        return _Ended(completed.exit_status, signal)
+
+    async def _start_and_wait(
+        self, process: _Process, job: Job
+    ) -> asyncssh.SSHCompletedProcess | None:
+        """The worker's exit as its channel reports it; None if the connection broke."""
         host = process.host
         worker = [*self._python(host), f"{host.session_dir}/axs_worker.py", "manifest.json", "0"]
         process.phase = "starting"
-        completed = None
         try:
             async with host.transport.open_process(detached_argv(process.workdir, worker)) as chan:
                 process.channel = chan
@@ -431,19 +452,15 @@ class SSHRunner(Runner):
                     process.take_pids(line, PID_MARKER)
                 if process.pid:
                     job.info.update(pid=process.pid)
-                completed = await chan.wait()
-        except (RunnerError, asyncssh.Error, OSError) as exc:
+                return await chan.wait()
+        except (ConnectionDropped, asyncssh.Error, OSError) as exc:
             logger.warning(
                 "connection to %s broke in trial %d: %s", host.address, job.trial_index, exc
             )
-        if completed is None or (completed.exit_status is None and completed.exit_signal is None):
-            return await self._reattach(process, job)
-        if process.pid is None:
-            stderr = _text(completed.stderr).strip() or f"exit code {completed.exit_status}"
-            raise InfrastructureError(f"could not start the worker on {host.address}: {stderr}")
-        process.phase = "ended"
-        signal = completed.exit_signal[0] if completed.exit_signal else None
-        return _Ended(completed.exit_status, signal)
+            return None
+        except RunnerError as exc:  # the host cannot be reached: nothing started
+            self._mark_down(host, str(exc))
+            raise _Lost(str(exc)) from None
 
     async def _reattach(self, process: _Process, job: Job) -> _Ended:
         """After a dropped connection: reconnect, then poll the pid until it exits.
@@ -547,6 +564,7 @@ class SSHRunner(Runner):
         self._wake()
         if self._running:
             await shielded(asyncio.gather(*(self._stop(process) for process in self._running)))
+        self._closed = True
         for host in self._hosts:
             if host.reconnect is not None:
                 host.reconnect.cancel()
