@@ -13,6 +13,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ax_scheduler import RunnerError
 from ax_scheduler._remote import Completed, ConnectionDropped, Transport
 
 
@@ -32,6 +33,7 @@ class FakeCluster(Transport):
         self.cancelled: list[str] = []
         self.on_sacct: Callable[[FakeCluster], None] | None = None
         self.names: dict[str, str] = {}  # job id -> job name
+        self.read_failures = 0  # the next N file reads fail (the connection is down)
 
     # -- Transport ----------------------------------------------------------------
     async def run(self, argv: Sequence[str], *, idempotent: bool = True) -> Completed:
@@ -65,6 +67,9 @@ class FakeCluster(Transport):
         self.files[path] = data
 
     async def read_file(self, path: str, *, tail: int | None = None) -> bytes | None:
+        if self.read_failures:
+            self.read_failures -= 1
+            raise RunnerError("cannot connect to fake-cluster: connection refused")
         data = self.files.get(path)
         return data if data is None or tail is None else data[-tail:]
 

@@ -70,6 +70,14 @@ class Ticks:
         await asyncio.sleep(0)
 
 
+async def until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    """Let the runner's tasks run until ``condition()`` holds (the fake has no events)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition never held"
+        await asyncio.sleep(0.001)
+
+
 def make_runner(cluster: FakeCluster, ticks: Ticks | None = None, **config: Any) -> SlurmRunner:
     config.setdefault("submit_window", 0)
     config.setdefault("monitoring_interval", 8)
@@ -295,8 +303,7 @@ async def test_cancellations_of_the_same_moment_share_one_scancel() -> None:
     cluster = FakeCluster()
     runner = make_runner(cluster, Ticks(cluster, {}))
     works = await runner.run_batch(jobs(5))
-    await asyncio.sleep(0.01)  # the fake cluster answers at once: submitted by now
-    assert len(cluster.sbatch_calls()) == 1
+    await until(lambda: runner.stats["sacct"] > 0)  # submitted and being polled
     for work in works:
         work.cancel()  # type: ignore[attr-defined]
     await asyncio.wait(works)  # type: ignore[arg-type]
@@ -321,8 +328,7 @@ async def test_closing_the_runner_cancels_every_live_job() -> None:
     cluster = FakeCluster()
     runner = make_runner(cluster, Ticks(cluster, {}))
     works = await runner.run_batch(jobs(3))
-    await asyncio.sleep(0.01)
-    assert len(cluster.sbatch_calls()) == 1
+    await until(lambda: runner.stats["sacct"] > 0)
     await runner.aclose()
     assert sorted(cluster.cancelled) == ["100_0", "100_1", "100_2"]
     outcomes = await asyncio.gather(*works, return_exceptions=True)
@@ -399,4 +405,29 @@ async def test_script_and_container_trials_become_command_manifests(tmp_path: An
     container_task = cluster.manifest("101")["tasks"][0]
     assert container_task["argv"][:2] == ["apptainer", "exec"]
     assert container_task["argv"][-3:] == ["sim.sif", "run", "/job/result.json"]
+    await runner.aclose()
+
+
+async def test_a_finished_job_whose_files_cannot_be_read_yet_is_read_on_a_later_tick() -> None:
+    cluster = FakeCluster()
+
+    def finish_while_disconnected() -> None:
+        complete_all(cluster)()
+        cluster.read_failures = 2  # this tick's read of result.json, and the next one's
+
+    runner = make_runner(cluster, Ticks(cluster, {0: finish_while_disconnected}))
+    assert await runner.run(jobs(1)[0]) == {"objective": 0.0}  # not failed, not lost
+    assert len(cluster.sacct_calls()) == 3
+    await runner.aclose()
+
+
+async def test_a_crashed_poll_loop_fails_the_waiting_trials_instead_of_hanging() -> None:
+    cluster = FakeCluster()
+
+    def crash() -> None:
+        raise RuntimeError("bug in a poll")
+
+    runner = make_runner(cluster, Ticks(cluster, {0: crash}))
+    with pytest.raises(InfrastructureError, match=r"status polling stopped.*bug in a poll"):
+        await runner.run(jobs(1)[0])
     await runner.aclose()

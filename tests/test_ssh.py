@@ -553,3 +553,163 @@ def test_capacity_is_the_sum_of_slots_and_strings_are_host_names() -> None:
     runner = SSHRunner(hosts=["gpu1", {"host": "gpu2", "slots": 3, "username": "me"}])
     assert runner.capacity == 4
     assert [h.address for h in runner.hosts] == ["gpu1:22", "me@gpu2:22"]
+
+
+def test_the_ssh_hosts_example_runs_on_two_hosts(tmp_path: Path) -> None:
+    env = cluster_env()
+    ports = [env["LOCALSLURM_SSH_PORT"], env["LOCALSLURM_SSH_PORT2"]]
+    example_env = {
+        **os.environ,
+        "SSH_HOSTS": f"127.0.0.1:{ports[0]}:2,127.0.0.1:{ports[1]}:1",
+        "SSH_USER": env["LOCALSLURM_SSH_USER"],
+        "SSH_KEY": env["LOCALSLURM_SSH_KEY"],
+        "SSH_KNOWN_HOSTS": env["LOCALSLURM_SSH_KNOWN_HOSTS"],
+        "SSH_PYTHON": sys.executable,
+    }
+    example = Path(__file__).parents[1] / "examples" / "ssh_hosts.py"
+    result = subprocess.run(
+        [sys.executable, str(example)],
+        cwd=tmp_path,
+        env=example_env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    trials = re.findall(r"Trial (\d) on (\S+): (\w+), objective (\S+)", result.stdout)
+    assert len(trials) == 8
+    assert {status for _, _, status, _ in trials} == {"COMPLETED"}
+    assert {host.rsplit(":", 1)[1] for _, host, _, _ in trials} == set(ports)
+    assert float(trials[0][3]) == 6.5
+
+
+# -- script objectives --------------------------------------------------------------------
+def test_script_objectives_run_on_the_hosts_and_hostile_values_stay_data(
+    tmp_path: Path, scheduler_factory: Any
+) -> None:
+    """The script is uploaded once per host; its argv never passes through a shell."""
+    from test_scripts import HOSTILE, SCRIPTS, client_with_label
+
+    client = client_with_label()
+    hosts = [host(tmp_path, slots=2), host(tmp_path, "LOCALSLURM_SSH_PORT2", slots=2)]
+    scheduler = scheduler_factory(client, SSHRunner(hosts=hosts))
+    scheduler.set_script_objective(
+        SCRIPTS / "rosenbrock.py",
+        script_options={
+            "interpreter": "python3",
+            "args": ["{params_file}", "{output_file}"],
+            "env": {"SIM_MODE": "fast"},
+        },
+    )
+    with scheduler.batch_trial_context() as batch:
+        for i, label in enumerate(HOSTILE):
+            batch.add_trial({"x": 0.5, "y": 0.5 if i == 0 else 0.0, "label": label})
+
+    assert statuses(client) == dict.fromkeys(range(len(HOSTILE)), "COMPLETED")
+    assert experiment_of(client).trials[0].objective_mean == 6.5
+    used = set()
+    for index, label in enumerate(HOSTILE):
+        info = run_metadata(client, index)
+        used.add(info["host"])
+        workdir = Path(info["job_dir"])
+        assert json.loads((workdir / "params.json").read_text())["label"] == label
+        assert Path(info["stdout"]).read_text() == f"trial {index} label={label}\n"
+        assert Path(info["stderr"]).read_text() == "extra env fast\n"
+        assert not (workdir / "pwned").exists()
+    assert used == {address(key) for key in SSH_PORTS}
+    [script] = Path(run_metadata(client, 0)["job_dir"]).parent.glob("script-*")
+    assert script.name == "script-0-rosenbrock.py"
+    assert script.stat().st_mode & 0o777 == 0o755
+    assert not list(tmp_path.rglob("pwned"))
+
+
+def _dispatcher(tmp_path: Path, modes: list[str]) -> Path:
+    """A script that runs misbehaves.sh in the mode of its trial index ($1)."""
+    from test_scripts import SCRIPTS
+
+    script = tmp_path / "dispatch.sh"
+    cases = " ".join(f"{i}) mode={mode} ;;" for i, mode in enumerate(modes))
+    script.write_text(
+        f'#!/bin/sh\ncase "$1" in {cases} esac\nexec sh {SCRIPTS / "misbehaves.sh"} "$mode"\n'
+    )
+    return script
+
+
+def test_failing_and_hanging_scripts_fail_with_exit_code_stderr_or_timeout(
+    tmp_path: Path, scheduler_factory: Any
+) -> None:
+    client = legacy_client()
+    scheduler = scheduler_factory(client, SSHRunner(hosts=[host(tmp_path, slots=3)]))
+    scheduler.set_script_objective(
+        _dispatcher(tmp_path, ["exit3", "noresult", "hang"]),
+        script_options={"interpreter": "sh", "args": ["{trial_index}"], "timeout": 3},
+    )
+    with scheduler.batch_trial_context() as batch:
+        for i in range(3):
+            batch.add_trial({"x": i / 4, "y": 0.0})
+
+    assert statuses(client) == {0: "FAILED", 1: "FAILED", 2: "FAILED"}
+    reasons = [run_metadata(client, i)["failure_reason"] for i in range(3)]
+    where = f"script on {address(SSH_PORTS[0])} exited with code"
+    assert reasons[0] == f"{where} 3; stderr ends: simulation diverged at step 42"
+    assert (
+        reasons[1] == f"{where} 0 and wrote no result.json; stderr ends: forgot to write the result"
+    )
+    assert reasons[2] == "timeout: ran longer than its timeout of 3 s"
+    workdir = Path(run_metadata(client, 2)["job_dir"])
+    for name in ("script.pid", "child.pid"):
+        pid = int((workdir / name).read_text())
+        assert wait_until(lambda pid=pid: not alive(pid), 10), f"{name} {pid} still runs"
+
+
+async def test_script_failures_are_objective_errors_and_timeouts_timeout_errors(
+    tmp_path: Path,
+) -> None:
+    from ax_scheduler._exceptions import ObjectiveError, TrialTimeoutError
+    from ax_scheduler._jobs import ScriptObjective
+
+    runner = SSHRunner(hosts=[host(tmp_path, slots=2)])
+    script = _dispatcher(tmp_path, ["exit3", "hang"])
+    objective = ScriptObjective(script, "sh", ("{trial_index}",), timeout=1)
+    try:
+        await runner.check_objective(objective)
+        failing = runner.run(Job(0, {"x": 0.0}, objective, "script-test-0"))
+        hanging = runner.run(Job(1, {"x": 0.0}, objective, "script-test-1"))
+        outcomes = await asyncio.gather(failing, hanging, return_exceptions=True)
+    finally:
+        await runner.aclose()
+    assert type(outcomes[0]) is ObjectiveError
+    assert type(outcomes[1]) is TrialTimeoutError
+    assert str(outcomes[1]) == "timeout: ran longer than its timeout of 1 s"
+
+
+def test_closing_the_scheduler_stops_a_scripts_own_process_group_too(
+    tmp_path: Path, scheduler_factory: Any
+) -> None:
+    """The worker starts the script in a process group of its own: stopping the
+    worker's group must reach it too, within the runner's grace period, even when
+    the script ignores SIGTERM."""
+    client = legacy_client()
+    runner = SSHRunner(hosts=[host(tmp_path)], config={"stop_grace_seconds": 2})
+    scheduler = scheduler_factory(client, runner, synchronous=False)
+    scheduler.set_script_objective(
+        _dispatcher(tmp_path, ["stubborn"]), script_options={"interpreter": "sh", "args": ["0"]}
+    )
+    with scheduler.batch_trial_context() as batch:
+        batch.add_trial({"x": 0.1, "y": 0.2})
+    workdir = tmp_path / "never"
+
+    def started() -> bool:
+        nonlocal workdir
+        found = list(tmp_path.rglob("child.pid"))
+        if found:
+            workdir = found[0].parent
+        return bool(found) and (workdir / "script.pid").exists()
+
+    assert wait_until(started, 20), "the script never started"
+    pids = [int((workdir / name).read_text()) for name in ("script.pid", "child.pid")]
+    assert all(alive(pid) for pid in pids)
+    scheduler.close()
+    assert statuses(client) == {0: "ABANDONED"}
+    for pid in pids:
+        assert wait_until(lambda pid=pid: not alive(pid), 5), f"{pid} survived the stop"

@@ -41,7 +41,8 @@ def main(argv: list[str]) -> int:
     write_atomically("params.json", json.dumps(task["parameters"], indent=2))
     if manifest["kind"] == "function":
         return run_function(manifest["objective"], task["parameters"])
-    return run_command(task["argv"], task.get("env", {}), task.get("timeout"))
+    grace = task.get("grace", TERMINATE_GRACE_SECONDS)
+    return run_command(task["argv"], task.get("env", {}), task.get("timeout"), grace)
 
 
 def run_function(objective_path: str, parameters: dict[str, Any]) -> int:
@@ -62,7 +63,7 @@ def run_function(objective_path: str, parameters: dict[str, Any]) -> int:
     return 0
 
 
-def run_command(argv: list[str], env: dict[str, str], timeout: float | None) -> int:
+def run_command(argv: list[str], env: dict[str, str], timeout: float | None, grace: float) -> int:
     """Run a script or container command in its own process group; it writes result.json.
 
     A timeout stops the whole group (SIGTERM, then SIGKILL after a grace period),
@@ -72,11 +73,12 @@ def run_command(argv: list[str], env: dict[str, str], timeout: float | None) -> 
         process = subprocess.Popen(argv, env={**os.environ, **env}, start_new_session=True)
     except OSError as exc:
         return report_error(f"could not start {argv[0]!r}", exc)
-    signal.signal(signal.SIGTERM, lambda *_: stop_group(process))  # scancel reaches the group
+    # scancel or a runner's stop: the command's own group goes too (SIGTERM, grace, SIGKILL)
+    signal.signal(signal.SIGTERM, lambda *_: stop_group(process, grace))
     try:
         code = process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        stop_group(process)
+        stop_group(process, grace)
         write_atomically(
             "error.json",
             json.dumps(
@@ -91,16 +93,16 @@ def run_command(argv: list[str], env: dict[str, str], timeout: float | None) -> 
     return code if code >= 0 else 128 - code
 
 
-def stop_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the command's process group, SIGKILL it after a grace period."""
-    for sig, grace in ((signal.SIGTERM, TERMINATE_GRACE_SECONDS), (signal.SIGKILL, None)):
+def stop_group(process: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM the command's process group, SIGKILL it after ``grace`` seconds."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
         try:
             os.killpg(process.pid, sig)
         except ProcessLookupError:
             return
-        if grace is not None:
+        if wait is not None:
             try:
-                process.wait(timeout=grace)
+                process.wait(timeout=wait)
             except subprocess.TimeoutExpired:
                 continue
 

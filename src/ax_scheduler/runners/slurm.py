@@ -374,6 +374,7 @@ class SlurmRunner(Runner):
         self._backoff.reset()
         if self._poller is None or self._poller.done():
             self._poller = asyncio.create_task(self._poll(), name="ax-scheduler-sacct")
+            self._poller.add_done_callback(self._poller_ended)
 
     async def _sbatch(self, directory: str, name: str, tasks: list[_Task]) -> str:
         manifest = await self._manifest(tasks)
@@ -479,6 +480,17 @@ class SlurmRunner(Runner):
             else:
                 self._backoff.grow()
 
+    def _poller_ended(self, poller: asyncio.Task[None]) -> None:
+        """A crashed poll loop must not leave trials waiting forever: fail them loudly."""
+        if poller.cancelled() or poller.exception() is None:
+            return
+        error = poller.exception()
+        logger.error("Slurm status polling stopped: %r", error, exc_info=error)
+        for array in self._arrays.values():
+            for task in array.values():
+                _settle(task, error=InfrastructureError(f"status polling stopped: {error!r}"))
+        self._arrays.clear()
+
     async def _query(self) -> list[TaskState] | None:
         """ONE sacct call about every unfinished array; None if the poll failed."""
         ids = ",".join(self._arrays)
@@ -530,9 +542,16 @@ class SlurmRunner(Runner):
         except TrialError as exc:
             _settle(task, error=exc)
         except RunnerError as exc:
-            _settle(
-                task, error=InfrastructureError(f"{where}, but its files are unreadable: {exc}")
-            )
+            # The job is over but its files cannot be read now (the connection is
+            # down): keep it, so the next tick tries again instead of losing a result.
+            logger.warning("%s, but its files cannot be read yet (%s); will retry", where, exc)
+            self._track_again(task)
+
+    def _track_again(self, task: _Task) -> None:
+        assert task.slurm_id is not None
+        job_id, _, number = task.slurm_id.partition("_")
+        task.state = "UNREAD"  # differs from sacct's state: the next tick finishes it again
+        self._arrays.setdefault(job_id, {})[int(number)] = task
 
     async def _read_result(self, task: _Task, where: str) -> Any:
         data = await self.transport.read_file(f"{task.workdir}/result.json")
@@ -633,7 +652,8 @@ class SlurmRunner(Runner):
             _settle(task, error=InfrastructureError("the runner was closed; its job was cancelled"))
         if self._poller is not None:
             self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # A poller that crashed was reported by _poller_ended already.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._poller
         await self.transport.aclose()
         self._started = False

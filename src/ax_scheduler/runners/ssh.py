@@ -4,15 +4,18 @@ How a trial travels:
 
 1. ``start()`` connects to every host at once (one asyncssh connection each),
    creates ``<job_dir>/<session>`` and uploads the worker ``axs_worker.py`` (the
-   program Slurm jobs run). The objective is cloudpickled, uploaded once per host
-   and loaded there once, so a host whose Python lacks cloudpickle or one of the
-   objective's imports is found before any trial runs.
+   program Slurm jobs run). A function objective is cloudpickled, uploaded once per
+   host and loaded there once, so a host whose Python lacks cloudpickle or one of
+   the objective's imports is found before any trial runs. A script objective is
+   uploaded once per host (mode 0755).
 2. ``run()`` takes a slot on the healthy host with the most free slots, writes the
-   trial's one-task ``manifest.json`` (parameter values travel only there) and
+   trial's one-task ``manifest.json`` (parameter values travel only there; a
+   script's is a "command" manifest, its argv never passes through a shell) and
    starts ``python axs_worker.py manifest.json 0`` in the trial directory, output
-   to ``stdout.log``/``stderr.log`` there.
+   to ``stdout.log``/``stderr.log`` there (a script's output too).
 3. The trial ends when the remote process exits (no polling): ``result.json`` is
-   the truth, ``error.json`` carries the objective's exception.
+   the truth (for a script, only if it exited 0), ``error.json`` carries the
+   objective's exception or a script's timeout.
 4. A dropped connection does not stop the process (its output goes to files): the
    runner reconnects and polls the pid until it exits, then reads the files. A host
    that stays unreachable is marked down and its trials go to other hosts.
@@ -45,9 +48,10 @@ from .._exceptions import (
     ObjectiveError,
     RunnerError,
     TrialError,
+    TrialTimeoutError,
     WorkerDiedError,
 )
-from .._jobs import FunctionObjective, Job, Objective
+from .._jobs import FunctionObjective, Job, Objective, ScriptObjective
 from .._remote import (
     PID_MARKER,
     ConnectionDropped,
@@ -57,6 +61,7 @@ from .._remote import (
     parse_pids,
     stop_group_argv,
 )
+from .._slurm import script_task
 from ._base import Runner
 
 logger = logging.getLogger("ax_scheduler")
@@ -83,7 +88,7 @@ class _Host:
     running: int = 0
     down: str | None = None  # why it is out of the pool
     session_dir: str = ""  # absolute, known after start()
-    objectives: dict[int, str] = field(default_factory=dict)  # id(objective) -> pickle
+    objectives: dict[int, str] = field(default_factory=dict)  # id(objective) -> its file
     reconnect: asyncio.Future[Any] | None = None
 
     @property
@@ -149,7 +154,7 @@ class SSHRunner(Runner):
     """
 
     kind = "ssh"
-    objective_types = (FunctionObjective,)
+    objective_types = (FunctionObjective, ScriptObjective)
     needs_pickling = True
 
     def __init__(
@@ -171,6 +176,7 @@ class SSHRunner(Runner):
         self._slot_freed = asyncio.Event()  # replaced after each set(): a pulse
         self._running: set[_Process] = set()
         self._pickles: dict[int, bytes] = {}  # id(objective) -> cloudpickled fn
+        self._scripts: dict[int, bytes] = {}  # id(objective) -> the script's content
 
     @property
     def capacity(self) -> int:
@@ -238,19 +244,32 @@ class SSHRunner(Runner):
         return "; ".join(f"{host.address}: {host.down}" for host in self._hosts if host.down)
 
     async def check_objective(self, objective: Objective) -> None:
-        """Upload the objective to every host and load it there once.
+        """Upload the objective to every host; load a function there once.
 
-        A host that cannot load it (no cloudpickle, a missing import) is left out.
+        A host that cannot load a function (no cloudpickle, a missing import) or
+        take a script's upload is left out.
 
         Raises:
-            RunnerError: It is not a function objective, or no host can load it.
+            RunnerError: It is neither a function nor a script objective, or no
+                host can run it.
         """
-        if not isinstance(objective, FunctionObjective):
-            raise RunnerError(f"{self!r} runs function objectives, got {type(objective).__name__}")
+        if not isinstance(objective, self.objective_types):
+            raise RunnerError(
+                f"{self!r} runs function and script objectives, got {type(objective).__name__}"
+            )
         await self.start()
         up = [host for host in self._hosts if host.down is None]
-        await asyncio.gather(*(self._check_on(host, objective) for host in up))
+        if isinstance(objective, ScriptObjective):
+            await asyncio.gather(*(self._check_script_on(host, objective) for host in up))
+        else:
+            await asyncio.gather(*(self._check_on(host, objective) for host in up))
         self._check_hosts("no SSH host can run the objective")
+
+    async def _check_script_on(self, host: _Host, objective: ScriptObjective) -> None:
+        try:
+            await self._upload_script(host, objective)
+        except (_Lost, TrialError) as exc:
+            host.down = host.down or f"cannot upload the script to {host.address}: {exc}"
 
     async def _check_on(self, host: _Host, objective: FunctionObjective) -> None:
         try:
@@ -274,6 +293,19 @@ class SSHRunner(Runner):
             data = self._pickles[key]
             path = f"{host.session_dir}/objective-{list(self._pickles).index(key)}.pkl"
             await self._call(host, lambda: host.transport.write_file(path, data, mode=0o600))
+            host.objectives[key] = path
+        return host.objectives[key]
+
+    async def _upload_script(self, host: _Host, objective: ScriptObjective) -> str:
+        """The script's path on ``host``, uploaded (mode 0755) on first use."""
+        key = id(objective)
+        if key not in host.objectives:
+            if key not in self._scripts:
+                self._scripts[key] = await anyio.Path(objective.script).read_bytes()
+            data = self._scripts[key]
+            name = f"script-{list(self._scripts).index(key)}-{objective.script.name}"
+            path = f"{host.session_dir}/{name}"
+            await self._call(host, lambda: host.transport.write_file(path, data, mode=0o755))
             host.objectives[key] = path
         return host.objectives[key]
 
@@ -350,13 +382,15 @@ class SSHRunner(Runner):
 
         Raises:
             ObjectiveError: The objective raised (its message; the traceback in
-                ``details``), or the worker ended without a result.
+                ``details``), the worker ended without a result, or a script
+                exited non-zero (its exit code and last stderr line).
+            TrialTimeoutError: A script ran longer than its ``timeout``.
             WorkerDiedError: The worker was killed by a signal.
             InfrastructureError: Its hosts went down more than ``max_resubmits``
                 times, or every host is down.
         """
-        if not isinstance(job.objective, FunctionObjective):
-            raise RunnerError(f"{self!r} runs function objectives only")
+        if not isinstance(job.objective, self.objective_types):
+            raise RunnerError(f"{self!r} runs function and script objectives only")
         try:
             await self.start()
         except RunnerError as exc:  # a batch's first trial starts the runner
@@ -403,18 +437,33 @@ class SSHRunner(Runner):
             self._running.discard(process)
         if self._closing:
             raise InfrastructureError(CLOSED)
-        return await self._result(process, ended)
+        return await self._result(process, ended, script=isinstance(job.objective, ScriptObjective))
 
     async def _write_manifest(self, process: _Process, job: Job) -> None:
-        host, workdir = process.host, process.workdir
-        assert isinstance(job.objective, FunctionObjective)
-        manifest = {
-            "kind": "function",
-            "objective": await self._upload(host, job.objective),
-            "tasks": [
-                {"trial_index": job.trial_index, "workdir": workdir, "parameters": job.parameters}
-            ],
-        }
+        host, workdir, objective = process.host, process.workdir, job.objective
+        task = {"trial_index": job.trial_index, "workdir": workdir, "parameters": job.parameters}
+        manifest: dict[str, Any]
+        if isinstance(objective, ScriptObjective):
+            # The interpreter by name: its local path may not exist on the host.
+            interpreter = objective.interpreter and objective.interpreter.rsplit("/", 1)[-1]
+            command = script_task(
+                objective,
+                script=await self._upload_script(host, objective),
+                interpreter=interpreter,
+                workdir=workdir,
+                trial_index=job.trial_index,
+            )
+            # The worker stops the script's own process group on SIGTERM; it must
+            # be done before this runner's SIGKILL ends the worker itself.
+            command["grace"] = max(0.0, self.config.stop_grace_seconds - 1.0)
+            manifest = {"kind": "command", "tasks": [{**task, **command}]}
+        else:
+            assert isinstance(objective, FunctionObjective)
+            manifest = {
+                "kind": "function",
+                "objective": await self._upload(host, objective),
+                "tasks": [task],
+            }
         made = await self._call(host, lambda: host.transport.run(["mkdir", "-p", "--", workdir]))
         if not made.ok:
             raise InfrastructureError(
@@ -492,33 +541,46 @@ class SSHRunner(Runner):
         return data is not None and process.take_pids(data)
 
     # -- results --------------------------------------------------------------------
-    async def _result(self, process: _Process, ended: _Ended) -> Any:
-        """``result.json`` if the worker wrote one (it is the truth), else the failure."""
+    async def _result(self, process: _Process, ended: _Ended, *, script: bool = False) -> Any:
+        """``result.json`` if the worker wrote one (it is the truth), else the failure.
+
+        A script that exited non-zero (or whose worker was killed) failed, whatever
+        it wrote; one whose exit went unseen is judged by its files.
+        """
+        if script and (ended.signal is not None or ended.code not in (0, None)):
+            raise await self._failure(process, ended, None, script=True)
         data = await self._read(process, "result.json")
         if data is None:
-            raise await self._failure(process, ended, "and wrote no result.json")
+            raise await self._failure(process, ended, "and wrote no result.json", script=script)
         try:
             return json.loads(data)
         except json.JSONDecodeError as exc:
-            raise await self._failure(process, ended, f"but result.json is bad: {exc}") from None
+            problem = f"but result.json is bad: {exc}"
+            raise await self._failure(process, ended, problem, script=script) from None
 
     async def _read(self, process: _Process, name: str, tail: int | None = None) -> bytes | None:
         transport, path = process.host.transport, f"{process.workdir}/{name}"
         return await self._call(process.host, lambda: transport.read_file(path, tail=tail))
 
-    async def _failure(self, process: _Process, ended: _Ended, problem: str) -> TrialError:
+    async def _failure(
+        self, process: _Process, ended: _Ended, problem: str | None, *, script: bool = False
+    ) -> TrialError:
+        """The trial's failure: ``error.json`` (a script's timeout too), else the exit."""
         error = await self._read(process, "error.json")
         if error is not None:
-            with contextlib.suppress(ValueError, KeyError, TypeError):
+            with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
                 report = json.loads(error)
-                return ObjectiveError(str(report["error"]), details=str(report["traceback"]))
+                kind = TrialTimeoutError if report.get("timeout") else ObjectiveError
+                return kind(str(report["error"]), details=str(report["traceback"]) or None)
         tail = await self._read(process, "stderr.log", STDERR_TAIL_BYTES) or b""
         text = tail.decode(errors="replace").strip()
         last = text.splitlines()[-1] if text else "(stderr empty)"
-        where = f"worker on {process.host.address} {ended.describe()}"
+        what = "script" if script and ended.signal is None else "worker"
+        where = f"{what} on {process.host.address} {ended.describe()}"
         if ended.signal is not None:
             return WorkerDiedError(f"{where}; stderr ends: {last}", details=text or None)
-        return ObjectiveError(f"{where} {problem}; stderr ends: {last}", details=text or None)
+        where = f"{where} {problem}" if problem else where
+        return ObjectiveError(f"{where}; stderr ends: {last}", details=text or None)
 
     # -- stopping -------------------------------------------------------------------
     async def _stop(self, process: _Process) -> None:
