@@ -29,8 +29,11 @@ def counted_rosenbrock(p: dict[str, Any]) -> dict[str, float]:
 
 
 def sleeps_long(p: dict[str, Any]) -> dict[str, float]:
-    """Starts a child process too: cancelling must end both."""
-    subprocess.Popen(["sleep", "600"])
+    """Starts a child process too, and writes both pids to its trial directory (the
+    worker's cwd): cancelling must end both."""
+    child = subprocess.Popen(["sleep", "600"])
+    with open("pids", "w") as file:
+        file.write(f"{os.getpid()} {child.pid}\n")
     time.sleep(600)
     return rosenbrock(p)
 
