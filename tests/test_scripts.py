@@ -6,6 +6,7 @@ import json
 import shutil
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,32 +62,54 @@ def shell_hostile_dir(tmp_path: Path) -> Path:
     return where
 
 
+#: The test script's options: Rosenbrock from params.json, an extra env variable.
+ROSENBROCK_OPTIONS = {
+    "interpreter": "python3",
+    "args": ["{params_file}", "{output_file}"],
+    "env": {"SIM_MODE": "fast"},
+}
+
+
+def run_hostile_batch(scheduler: Any) -> None:
+    """One trial per HOSTILE label; trial 0 is Rosenbrock's (0.5, 0.5) = 6.5."""
+    with scheduler.batch_trial_context() as batch:
+        for i, label in enumerate(HOSTILE):
+            batch.add_trial({"x": 0.5, "y": 0.5 if i == 0 else 0.0, "label": label})
+
+
+def assert_hostile_values_stayed_data(client: Any, workdir_of: Callable[[int], Path]) -> None:
+    """Every label reached the script as one argument, and no shell ran any of them."""
+    assert set(statuses(client).values()) == {"COMPLETED"}
+    assert experiment_of(client).trials[0].objective_mean == 6.5
+    for index, label in enumerate(HOSTILE):
+        workdir = workdir_of(index)
+        assert json.loads((workdir / "params.json").read_text())["label"] == label
+        assert (workdir / "stdout.log").read_text() == f"trial {index} label={label}\n"
+        assert (workdir / "stderr.log").read_text() == "extra env fast\n"
+        assert not (workdir / "pwned").exists()
+
+
+def dispatcher(tmp_path: Path, modes: list[str]) -> Path:
+    """A script that runs misbehaves.sh in the mode of its trial index ($1)."""
+    script = tmp_path / "dispatch.sh"
+    cases = " ".join(f"{i}) mode={mode} ;;" for i, mode in enumerate(modes))
+    script.write_text(
+        f'#!/bin/sh\ncase "$1" in {cases} esac\nexec sh {SCRIPTS / "misbehaves.sh"} "$mode"\n'
+    )
+    return script
+
+
 def test_script_trials_exchange_files_and_hostile_values_stay_data(shell_hostile_dir: Path) -> None:
     script = shell_hostile_dir / "sim script.py"
     shutil.copy(SCRIPTS / "rosenbrock.py", script)
     client = client_with_label()
     config = {"job_output_dir": str(shell_hostile_dir / "out")}
     with AxScheduler(client, JobLibRunner(n_jobs=3), config) as scheduler:
-        scheduler.set_script_objective(
-            script,
-            {
-                "interpreter": "python3",
-                "args": ["{params_file}", "{output_file}"],
-                "env": {"SIM_MODE": "fast"},
-            },
-        )
-        with scheduler.batch_trial_context() as batch:
-            for i, label in enumerate(HOSTILE):
-                batch.add_trial({"x": 0.5, "y": 0.5 if i == 0 else 0.0, "label": label})
-
-    assert set(statuses(client).values()) == {"COMPLETED"}
-    assert experiment_of(client).trials[0].objective_mean == 6.5
-    for index, label in enumerate(HOSTILE):
-        workdir = shell_hostile_dir / "out" / f"script_demo-trial-{index}"
-        assert json.loads((workdir / "params.json").read_text())["label"] == label
-        assert (workdir / "stdout.log").read_text() == f"trial {index} label={label}\n"
-        assert (workdir / "stderr.log").read_text() == "extra env fast\n"
-        assert not (workdir / "pwned").exists()
+        scheduler.set_script_objective(script, ROSENBROCK_OPTIONS)
+        run_hostile_batch(scheduler)
+    assert_hostile_values_stayed_data(
+        client, lambda index: shell_hostile_dir / "out" / f"script_demo-trial-{index}"
+    )
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,7 @@ from cluster import (
     sshd_sessions,
 )
 from conftest import experiment_of, legacy_client, statuses, wait_until
+from test_scripts import assert_hostile_values_stayed_data, dispatcher
 
 pytestmark = pytest.mark.slurm
 
@@ -343,32 +344,15 @@ def test_on_the_login_node_itself_without_ssh(
 
 def test_script_objectives_run_in_the_job_and_hostile_values_stay_data(tmp_path: Path) -> None:
     """The script is uploaded over SFTP; its argv never passes through a shell."""
-    from test_scripts import HOSTILE, SCRIPTS, client_with_label
+    from test_scripts import ROSENBROCK_OPTIONS, SCRIPTS, client_with_label, run_hostile_batch
 
     client = client_with_label()
     runner = slurm_runner(tmp_path)
     with AxScheduler(client, runner) as scheduler:
-        scheduler.set_script_objective(
-            SCRIPTS / "rosenbrock.py",
-            script_options={
-                "interpreter": "python3",
-                "args": ["{params_file}", "{output_file}"],
-                "env": {"SIM_MODE": "fast"},
-            },
-        )
-        with scheduler.batch_trial_context() as batch:
-            for i, label in enumerate(HOSTILE):
-                batch.add_trial({"x": 0.5, "y": 0.5 if i == 0 else 0.0, "label": label})
-    assert set(statuses(client).values()) == {"COMPLETED"}
+        scheduler.set_script_objective(SCRIPTS / "rosenbrock.py", ROSENBROCK_OPTIONS)
+        run_hostile_batch(scheduler)
     assert runner.stats["sbatch"] == 1
-    assert experiment_of(client).trials[0].objective_mean == 6.5
-    for index, label in enumerate(HOSTILE):
-        info = run_metadata(client, index)
-        workdir = Path(info["job_dir"])
-        assert json.loads((workdir / "params.json").read_text())["label"] == label
-        assert Path(info["stdout"]).read_text() == f"trial {index} label={label}\n"
-        assert Path(info["stderr"]).read_text() == "extra env fast\n"
-        assert not (workdir / "pwned").exists()
+    assert_hostile_values_stayed_data(client, lambda i: Path(run_metadata(client, i)["job_dir"]))
 
 
 def test_failing_and_hanging_scripts_fail_with_exit_code_stderr_or_timeout(
@@ -379,7 +363,7 @@ def test_failing_and_hanging_scripts_fail_with_exit_code_stderr_or_timeout(
     with AxScheduler(client, runner) as scheduler:
         # misbehaves.sh takes its mode as $1: a wrapper maps trial index -> mode
         scheduler.set_script_objective(
-            _write_dispatcher(tmp_path, ["exit3", "noresult", "hang"]),
+            dispatcher(tmp_path, ["exit3", "noresult", "hang"]),
             script_options={"interpreter": "sh", "args": ["{trial_index}"], "timeout": 3},
         )
         with scheduler.batch_trial_context() as batch:
@@ -394,17 +378,6 @@ def test_failing_and_hanging_scripts_fail_with_exit_code_stderr_or_timeout(
     assert reasons[2] == "timeout: ran longer than its timeout of 3 s"
     child = int((Path(run_metadata(client, 2)["job_dir"]) / "child.pid").read_text())
     assert wait_until(lambda: not _alive(child), 10)
-
-
-def _write_dispatcher(tmp_path: Path, modes: list[str]) -> Path:
-    from test_scripts import SCRIPTS
-
-    script = tmp_path / "dispatch.sh"
-    cases = " ".join(f"{i}) mode={mode} ;;" for i, mode in enumerate(modes))
-    script.write_text(
-        f'#!/bin/sh\ncase "$1" in {cases} esac\nexec sh {SCRIPTS / "misbehaves.sh"} "$mode"\n'
-    )
-    return script
 
 
 def _alive(pid: int) -> bool:

@@ -36,6 +36,7 @@ from ax_scheduler import ConfigError, InfrastructureError, RunnerError, SSHRunne
 from ax_scheduler._jobs import FunctionObjective, Job
 from cluster import cluster_env, ssh_options, sshd_sessions
 from conftest import alive, experiment_of, legacy_client, statuses, wait_until
+from test_scripts import dispatcher
 
 pytestmark = pytest.mark.slurm
 
@@ -588,51 +589,28 @@ def test_script_objectives_run_on_the_hosts_and_hostile_values_stay_data(
     tmp_path: Path, scheduler_factory: Any
 ) -> None:
     """The script is uploaded once per host; its argv never passes through a shell."""
-    from test_scripts import HOSTILE, SCRIPTS, client_with_label
+    from test_scripts import (
+        HOSTILE,
+        ROSENBROCK_OPTIONS,
+        SCRIPTS,
+        assert_hostile_values_stayed_data,
+        client_with_label,
+        run_hostile_batch,
+    )
 
     client = client_with_label()
     hosts = [host(tmp_path, slots=2), host(tmp_path, "LOCALSLURM_SSH_PORT2", slots=2)]
     scheduler = scheduler_factory(client, SSHRunner(hosts=hosts))
-    scheduler.set_script_objective(
-        SCRIPTS / "rosenbrock.py",
-        script_options={
-            "interpreter": "python3",
-            "args": ["{params_file}", "{output_file}"],
-            "env": {"SIM_MODE": "fast"},
-        },
-    )
-    with scheduler.batch_trial_context() as batch:
-        for i, label in enumerate(HOSTILE):
-            batch.add_trial({"x": 0.5, "y": 0.5 if i == 0 else 0.0, "label": label})
+    scheduler.set_script_objective(SCRIPTS / "rosenbrock.py", ROSENBROCK_OPTIONS)
+    run_hostile_batch(scheduler)
 
-    assert statuses(client) == dict.fromkeys(range(len(HOSTILE)), "COMPLETED")
-    assert experiment_of(client).trials[0].objective_mean == 6.5
-    used = set()
-    for index, label in enumerate(HOSTILE):
-        info = run_metadata(client, index)
-        used.add(info["host"])
-        workdir = Path(info["job_dir"])
-        assert json.loads((workdir / "params.json").read_text())["label"] == label
-        assert Path(info["stdout"]).read_text() == f"trial {index} label={label}\n"
-        assert Path(info["stderr"]).read_text() == "extra env fast\n"
-        assert not (workdir / "pwned").exists()
+    assert_hostile_values_stayed_data(client, lambda i: Path(run_metadata(client, i)["job_dir"]))
+    used = {run_metadata(client, index)["host"] for index in range(len(HOSTILE))}
     assert used == {address(key) for key in SSH_PORTS}
     [script] = Path(run_metadata(client, 0)["job_dir"]).parent.glob("script-*")
     assert script.name == "script-0-rosenbrock.py"
     assert script.stat().st_mode & 0o777 == 0o755
     assert not list(tmp_path.rglob("pwned"))
-
-
-def _dispatcher(tmp_path: Path, modes: list[str]) -> Path:
-    """A script that runs misbehaves.sh in the mode of its trial index ($1)."""
-    from test_scripts import SCRIPTS
-
-    script = tmp_path / "dispatch.sh"
-    cases = " ".join(f"{i}) mode={mode} ;;" for i, mode in enumerate(modes))
-    script.write_text(
-        f'#!/bin/sh\ncase "$1" in {cases} esac\nexec sh {SCRIPTS / "misbehaves.sh"} "$mode"\n'
-    )
-    return script
 
 
 def test_failing_and_hanging_scripts_fail_with_exit_code_stderr_or_timeout(
@@ -641,7 +619,7 @@ def test_failing_and_hanging_scripts_fail_with_exit_code_stderr_or_timeout(
     client = legacy_client()
     scheduler = scheduler_factory(client, SSHRunner(hosts=[host(tmp_path, slots=3)]))
     scheduler.set_script_objective(
-        _dispatcher(tmp_path, ["exit3", "noresult", "hang"]),
+        dispatcher(tmp_path, ["exit3", "noresult", "hang"]),
         script_options={"interpreter": "sh", "args": ["{trial_index}"], "timeout": 3},
     )
     with scheduler.batch_trial_context() as batch:
@@ -669,7 +647,7 @@ async def test_script_failures_are_objective_errors_and_timeouts_timeout_errors(
     from ax_scheduler._jobs import ScriptObjective
 
     runner = SSHRunner(hosts=[host(tmp_path, slots=2)])
-    script = _dispatcher(tmp_path, ["exit3", "hang"])
+    script = dispatcher(tmp_path, ["exit3", "hang"])
     objective = ScriptObjective(script, "sh", ("{trial_index}",), timeout=1)
     try:
         await runner.check_objective(objective)
@@ -693,7 +671,7 @@ def test_closing_the_scheduler_stops_a_scripts_own_process_group_too(
     runner = SSHRunner(hosts=[host(tmp_path)], config={"stop_grace_seconds": 2})
     scheduler = scheduler_factory(client, runner, synchronous=False)
     scheduler.set_script_objective(
-        _dispatcher(tmp_path, ["stubborn"]), script_options={"interpreter": "sh", "args": ["0"]}
+        dispatcher(tmp_path, ["stubborn"]), script_options={"interpreter": "sh", "args": ["0"]}
     )
     with scheduler.batch_trial_context() as batch:
         batch.add_trial({"x": 0.1, "y": 0.2})
