@@ -166,13 +166,15 @@ class JobLibRunner(Runner):
         self, slot: _Slot, fn: Callable[[dict[str, Any]], Any], job: Job
     ) -> tuple[str, Any, str]:
         args = (call_objective, fn, job.parameters)
-        # A running pool takes a job without blocking (a queue put and a 1-byte
-        # wake-up write); only a fresh pool, which starts a process, needs a thread.
-        if slot.is_running:
-            future = slot.submit(*args)
-        else:
-            future = await anyio.to_thread.run_sync(slot.submit, *args)
         try:
+            # A running pool takes a job without blocking (a queue put and a 1-byte
+            # wake-up write); only a fresh pool, which starts a process, needs a
+            # thread. A cancellation that arrives meanwhile is handled below too:
+            # the job was submitted, so its process must be killed.
+            if slot.is_running:
+                future = slot.submit(*args)
+            else:
+                future = await anyio.to_thread.run_sync(slot.submit, *args)
             return await asyncio.wrap_future(future)
         except BrokenProcessPool as exc:
             await anyio.to_thread.run_sync(slot.kill)
