@@ -36,7 +36,8 @@ class SchedulerConfig(BaseModel):
         monitoring_interval: Seconds between status checks for runners that must
             poll (Slurm). Local trials are event-driven and never polled.
         job_output_dir: Directory for per-trial files of runners that write them.
-        cleanup_after_completion: Delete a trial's files once it is recorded.
+        cleanup_after_completion: Accepted for the older library's configs; not
+            implemented yet: trial files are kept.
         trial_timeout: Seconds a single trial may run before it is killed and
             marked FAILED. ``max_trial_monitoring_time`` is accepted as an alias
             (the older library's name). None means no limit.

@@ -63,6 +63,7 @@ class Scheduler:
         self._job_info: dict[int, dict[str, Any]] = {}  # filled in by runners as jobs run
         self._ended: set[int] = set()  # trials recorded COMPLETED or FAILED
         self._failed: dict[int, str] = {}  # trial index -> failure reason
+        self._failures_checked = 0  # len(_failed) at the last failure-rate check
         self._ax_thread = ThreadPoolExecutor(1, thread_name_prefix="ax-scheduler-ax")
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._cancel_reasons: dict[int, str] = {}
@@ -293,6 +294,9 @@ class Scheduler:
         Raises:
             FailureRateExceededError: With every failed trial of the run and its reason.
         """
+        if len(self._failed) == self._failures_checked:
+            return  # nothing failed since the last check: the rate cannot have risen
+        self._failures_checked = len(self._failed)
         failed = {index: self._failed[index] for index in run if index in self._failed}
         ended = sum(index in self._ended for index in run)
         rate = self.config.tolerated_failure_rate
@@ -314,6 +318,9 @@ class Scheduler:
         launched, exhausted, blocked = 0, False, None
         run: list[int] = []  # this run's trials, for the failure rate
         while True:
+            # Before generating more: instant failures free slots as fast as Ax
+            # generates, so the loop may never reach the wait below.
+            self._check_failure_rate(run)
             # Tasks beyond the free slots wait on the slot semaphore: generated
             # ahead, they start the instant a running trial ends.
             room = self._free_slots() + self.config.prefetch_trials

@@ -148,7 +148,10 @@ class AxScheduler:
         container_command: str | list[str] | None = None,
         container_options: Mapping[str, Any] | None = None,
     ) -> None:
-        """Evaluate every trial by running a container (with ``DockerRunner``).
+        """Evaluate every trial by running a container.
+
+        ``DockerRunner`` runs it with ``docker run``; ``SlurmRunner`` with
+        ``apptainer exec`` (``container_options={"engine": "apptainer"}``).
 
         The trial directory (``params.json`` in, ``result.json`` out, as for
         :meth:`set_script_objective`) is mounted at ``/job``; ``{params_file}``,
