@@ -90,3 +90,7 @@ async def async_rosenbrock(p: dict[str, Any]) -> dict[str, float]:
 async def async_fails(p: dict[str, Any]) -> dict[str, float]:
     await asyncio.sleep(0)
     raise RuntimeError("async objective broke")
+
+
+def always_fails(p: dict[str, Any]) -> dict[str, float]:
+    raise RuntimeError(f"solver diverged at x={p['x']:.3f}")

@@ -266,3 +266,43 @@ def test_unpicklable_objective_is_refused_when_set(scheduler_factory: Any) -> No
     scheduler = scheduler_factory(legacy_client())
     with pytest.raises(TypeError, match="cannot be pickled"):
         scheduler.set_objective_function(lambda p: {"objective": float(lock.locked())})
+
+
+def test_a_run_whose_trials_keep_failing_stops_and_lists_every_failure(
+    scheduler_factory: Any,
+) -> None:
+    from ax_scheduler import FailureRateExceededError
+
+    client = legacy_client()
+    scheduler = scheduler_factory(client, objective=objectives.always_fails)
+    with pytest.raises(FailureRateExceededError) as raised:
+        scheduler.run_optimization(max_trials=30)
+    failures = raised.value.failures
+    assert len(failures) >= 5  # Ax's default min_failed_trials_for_failure_rate_check
+    assert all("solver diverged at x=" in reason for reason in failures.values())
+    message = str(raised.value)
+    assert "more than tolerated_failure_rate=0.5" in message
+    assert all(f"trial {index}: RuntimeError: solver diverged" in message for index in failures)
+    states = statuses(client)
+    assert len(states) < 30  # stopped early, not after burning the whole budget
+    assert set(states.values()) <= {"FAILED", "ABANDONED"}  # nothing left RUNNING
+    # (a trial that failed while the others were being cancelled is FAILED too)
+    assert set(failures) <= {i for i, s in states.items() if s == "FAILED"}
+
+
+def test_failures_are_tolerated_below_the_minimum_count(scheduler_factory: Any) -> None:
+    client = legacy_client()
+    scheduler = scheduler_factory(
+        client, objective=objectives.always_fails, min_failed_trials_for_failure_rate_check=7
+    )
+    scheduler.run_optimization(max_trials=6)  # every trial fails, but only 6 < 7 of them
+    assert statuses(client) == dict.fromkeys(range(6), "FAILED")
+
+
+def test_failure_rate_options_are_validated() -> None:
+    from ax_scheduler import ConfigError, SchedulerConfig
+
+    with pytest.raises(ConfigError, match="tolerated_failure_rate"):
+        SchedulerConfig.from_user({"tolerated_failure_rate": 1.5})
+    with pytest.raises(ConfigError, match="min_failed_trials_for_failure_rate_check"):
+        SchedulerConfig.from_user({"min_failed_trials_for_failure_rate_check": 0})

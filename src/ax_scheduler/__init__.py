@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ._exceptions import AxSchedulerError as AxSchedulerError
     from ._exceptions import ConfigError as ConfigError
     from ._exceptions import EventLoopMismatchError as EventLoopMismatchError
+    from ._exceptions import FailureRateExceededError as FailureRateExceededError
     from ._exceptions import InfrastructureError as InfrastructureError
     from ._exceptions import InvalidParametersError as InvalidParametersError
     from ._exceptions import ObjectiveError as ObjectiveError
@@ -52,6 +53,7 @@ _EXPORTS = {
     "Batch": "._batch",
     "ConfigError": "._exceptions",
     "EventLoopMismatchError": "._exceptions",
+    "FailureRateExceededError": "._exceptions",
     "FunctionObjective": "._jobs",
     "InfrastructureError": "._exceptions",
     "InvalidParametersError": "._exceptions",

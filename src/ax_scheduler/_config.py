@@ -47,6 +47,11 @@ class SchedulerConfig(BaseModel):
             slot, so a finishing trial's slot starts the next one at once instead
             of idling while Ax generates. 0 generates only when a slot is free,
             from the freshest data (a model fit then idles a slot).
+        tolerated_failure_rate: ``run_optimization`` stops with
+            :class:`~ax_scheduler.FailureRateExceededError` (cancelling what still
+            runs) when more than this share of its finished trials FAILED...
+        min_failed_trials_for_failure_rate_check: ...once at least this many did.
+            Ax's Orchestrator options, with its defaults.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -61,6 +66,8 @@ class SchedulerConfig(BaseModel):
     )
     max_parallel_trials: PositiveInt | None = None
     prefetch_trials: NonNegativeInt = 1
+    tolerated_failure_rate: float = Field(default=0.5, ge=0.0, le=1.0)
+    min_failed_trials_for_failure_rate_check: PositiveInt = 5
 
     @classmethod
     def from_user(cls, config: SchedulerConfig | Mapping[str, Any] | None) -> SchedulerConfig:

@@ -26,6 +26,7 @@ from ._batch import Batch
 from ._config import SchedulerConfig
 from ._exceptions import (
     EventLoopMismatchError,
+    FailureRateExceededError,
     ObjectiveError,
     ObjectiveNotSetError,
     OptimizationStalledError,
@@ -60,6 +61,9 @@ class Scheduler:
         self.capacity = min(runner.capacity, config.max_parallel_trials or runner.capacity)
         runner.use_config(config)
         self._job_info: dict[int, dict[str, Any]] = {}  # filled in by runners as jobs run
+        self._ended: set[int] = set()  # trials recorded COMPLETED or FAILED
+        self._failed: dict[int, str] = {}  # trial index -> failure reason
+        self._failures_checked = 0  # len(_failed) at the last failure-rate check
         self._ax_thread = ThreadPoolExecutor(1, thread_name_prefix="ax-scheduler-ax")
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._cancel_reasons: dict[int, str] = {}
@@ -194,6 +198,7 @@ class Scheduler:
                         describe_metrics(unknown),
                     )
                 self.ax.complete(index, metrics)
+                self._ended.add(index)
                 logger.info("trial %d completed in %.2f s: %s", index, seconds, metrics)
                 return
             except ResultError as exc:
@@ -201,6 +206,8 @@ class Scheduler:
             except Exception as exc:  # noqa: BLE001 - Ax refused the data
                 value = TrialError(f"Ax rejected the result {value!r}: {type(exc).__name__}: {exc}")
         self.ax.fail(index, str(value))
+        self._failed[index] = str(value)
+        self._ended.add(index)
         details = f"\n{value.details}" if getattr(value, "details", None) else ""
         logger.error("trial %d failed after %.2f s: %s%s", index, seconds, value, details)
 
@@ -273,14 +280,47 @@ class Scheduler:
                 "%s: cancelling %d running trials", reason, sum(not t.done() for t in mine)
             )
             await self._cancel_on_exit(mine, reason)
+        except FailureRateExceededError:
+            await self._cancel_on_exit(mine, "cancelled: the run stopped, too many trials failed")
+            raise
         except BaseException:
             await self._cancel_on_exit(mine, "cancelled: run_optimization was interrupted")
             raise
         return await self._call_ax(self.ax.best)
 
+    def _check_failure_rate(self, run: list[int]) -> None:
+        """Stop the run when more than ``tolerated_failure_rate`` of its trials failed.
+
+        Raises:
+            FailureRateExceededError: With every failed trial of the run and its reason.
+        """
+        if len(self._failed) == self._failures_checked:
+            return  # nothing failed since the last check: the rate cannot have risen
+        self._failures_checked = len(self._failed)
+        failed = {index: self._failed[index] for index in run if index in self._failed}
+        ended = sum(index in self._ended for index in run)
+        rate = self.config.tolerated_failure_rate
+        if len(failed) < self.config.min_failed_trials_for_failure_rate_check:
+            return
+        if len(failed) <= rate * ended:
+            return
+        listed = "; ".join(
+            f"trial {index}: {_first_line(reason)}" for index, reason in sorted(failed.items())
+        )
+        raise FailureRateExceededError(
+            f"{len(failed)} of the {ended} finished trials of this run failed, more than"
+            f" tolerated_failure_rate={rate:g}; the run stopped and cancelled what still ran."
+            f" Failed: {listed}",
+            failed,
+        )
+
     async def _keep_slots_full(self, max_trials: int, mine: set[asyncio.Task[None]]) -> None:
         launched, exhausted, blocked = 0, False, None
+        run: list[int] = []  # this run's trials, for the failure rate
         while True:
+            # Before generating more: instant failures free slots as fast as Ax
+            # generates, so the loop may never reach the wait below.
+            self._check_failure_rate(run)
             # Tasks beyond the free slots wait on the slot semaphore: generated
             # ahead, they start the instant a running trial ends.
             room = self._free_slots() + self.config.prefetch_trials
@@ -288,6 +328,7 @@ class Scheduler:
             if want > 0 and not exhausted and blocked is None:
                 generated = await self._generate(want if self.ax.generates_jointly else 1)
                 mine.update(self._start_trials(generated.trials))
+                run += [index for index, _ in generated.trials]
                 launched += len(generated.trials)
                 exhausted, blocked = generated.exhausted, generated.blocked
                 if exhausted and launched < max_trials:
@@ -296,6 +337,7 @@ class Scheduler:
                     )
                 continue
             if (launched >= max_trials or exhausted) and all(task.done() for task in mine):
+                self._check_failure_rate(run)  # a run that ended over the rate says so too
                 return
             if not self._tasks:
                 raise OptimizationStalledError(
@@ -305,6 +347,7 @@ class Scheduler:
                     " abandon them, or raise the generation strategy's parallelism limit"
                 )
             await asyncio.wait(list(self._tasks.values()), return_when=asyncio.FIRST_COMPLETED)
+            self._check_failure_rate(run)
             blocked = None
 
     # -- batches ------------------------------------------------------------------
@@ -445,6 +488,11 @@ async def _discard_unawaited(work: Awaitable[Any]) -> None:
     elif isinstance(work, asyncio.Future) and not work.done():
         work.cancel()
         await shielded(asyncio.wait([work]))
+
+
+def _first_line(text: str, limit: int = 200) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else text
+    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def _check_count(name: str, value: Any) -> None:

@@ -52,6 +52,18 @@ class OptimizationStalledError(AxSchedulerError):
     """Ax refuses to generate a candidate and no running trial can change that."""
 
 
+class FailureRateExceededError(AxSchedulerError):
+    """Too many of a run's trials failed (``tolerated_failure_rate``); the run stopped.
+
+    Attributes:
+        failures: Trial index -> failure reason, for every failed trial of the run.
+    """
+
+    def __init__(self, message: str, failures: dict[int, str]) -> None:
+        super().__init__(message)
+        self.failures = failures
+
+
 class RunnerError(AxSchedulerError):
     """A runner cannot run trials at all: its engine is down, an image is missing."""
 

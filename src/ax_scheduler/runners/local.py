@@ -165,14 +165,10 @@ class JobLibRunner(Runner):
     async def _run_on(
         self, slot: _Slot, fn: Callable[[dict[str, Any]], Any], job: Job
     ) -> tuple[str, Any, str]:
-        args = (call_objective, fn, job.parameters)
-        # A running pool takes a job without blocking (a queue put and a 1-byte
-        # wake-up write); only a fresh pool, which starts a process, needs a thread.
-        if slot.is_running:
-            future = slot.submit(*args)
-        else:
-            future = await anyio.to_thread.run_sync(slot.submit, *args)
+        future = await self._submit(slot, (call_objective, fn, job.parameters))
         try:
+            if _cancelled_while_submitting():
+                raise asyncio.CancelledError
             return await asyncio.wrap_future(future)
         except BrokenProcessPool as exc:
             await anyio.to_thread.run_sync(slot.kill)
@@ -181,15 +177,30 @@ class JobLibRunner(Runner):
                 details=str(exc),
             ) from None
         except asyncio.CancelledError:
-            # Trial timeout, run cancelled, Ctrl-C: kill exactly this trial's
-            # process; the slot gets a fresh one on its next use.
-            await shielded(anyio.to_thread.run_sync(slot.kill))
+            # Trial timeout, run cancelled, Ctrl-C: a job the worker has not taken
+            # yet is withdrawn; otherwise kill exactly this trial's process (the
+            # slot gets a fresh one on its next use).
+            if not future.cancel():
+                await shielded(anyio.to_thread.run_sync(slot.kill))
             raise
         except Exception as exc:  # e.g. the objective could not be pickled
             raise ObjectiveError(
                 f"could not run objective {job.objective.name} in a worker process:"
                 f" {type(exc).__name__}: {exc}"
             ) from exc
+
+    @staticmethod
+    async def _submit(slot: _Slot, args: tuple[Any, ...]) -> Future[Any]:
+        """Hand the job to the slot's worker; the future of its outcome.
+
+        A running pool takes a job without blocking (a queue put and a 1-byte
+        wake-up write). A fresh pool starts a process, in a thread, and that is
+        never abandoned half-way: a cancellation meanwhile waits for the job to be
+        submitted, so the caller can withdraw it or kill its process.
+        """
+        if slot.is_running:
+            return slot.submit(*args)
+        return await shielded(anyio.to_thread.run_sync(slot.submit, *args))
 
     async def _run_in_thread(
         self, fn: Callable[[dict[str, Any]], Any], job: Job
@@ -212,6 +223,12 @@ class JobLibRunner(Runner):
             self._threads.shutdown(wait=False, cancel_futures=True)
             self._threads = None
         self._ready = None
+
+
+def _cancelled_while_submitting() -> bool:
+    """Whether this task was cancelled during a shielded submit (its error was held back)."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def _exit_detail(exc: BaseException) -> str:
