@@ -88,7 +88,10 @@ def test_closing_an_unused_scheduler_is_cheap() -> None:
 
 CTRL_C_SCRIPT = textwrap.dedent(
     """
-    import os, sys
+    import os, signal, sys
+    # A terminal's foreground job gets Ctrl-C even if whatever started this test
+    # ran it as a background job of a non-interactive shell (SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sys.path.insert(0, {tests!r})
     os.environ["AX_SCHEDULER_TEST_PID_DIR"] = {out!r}
     from conftest import legacy_client, statuses
@@ -134,7 +137,11 @@ def test_ctrl_c_abandons_running_trials_and_kills_workers(tmp_path: Path) -> Non
 
     driver, trial_pids = start_driver_with_two_trials_running(tmp_path)
     os.killpg(driver.pid, signal.SIGINT)
-    stdout, stderr = driver.communicate(timeout=60)
+    try:
+        stdout, stderr = driver.communicate(timeout=60)
+    finally:
+        if driver.poll() is None:  # a failed test must not leave its driver behind
+            os.killpg(driver.pid, signal.SIGKILL)
 
     assert "KeyboardInterrupt" in stderr
     # two running trials and the one generated ahead, waiting for a slot
