@@ -63,12 +63,11 @@ from .._slurm import (
     sbatch_option_args,
     script_task,
 )
+from .._workerfiles import STDERR_TAIL_BYTES, interpreter_by_name, reported_error, stderr_summary
 from ._base import Runner
 
 logger = logging.getLogger("ax_scheduler")
 
-#: How much of a job's stderr a failure reason quotes.
-STDERR_TAIL_BYTES = 2000
 #: sbatch attempts (1, 2, 4 s apart) before a submission counts as failed.
 SBATCH_ATTEMPTS = 4
 
@@ -274,9 +273,9 @@ class SlurmRunner(Runner):
 
     def _interpreter(self, objective: ScriptObjective) -> str | None:
         """The interpreter by name over SSH: its local path may not exist on the cluster."""
-        if objective.interpreter is None or self.ssh is None:
+        if self.ssh is None:
             return objective.interpreter
-        return objective.interpreter.rsplit("/", 1)[-1]
+        return interpreter_by_name(objective.interpreter)
 
     async def _check_engine(self, engine: str) -> None:
         if engine not in APPTAINER_ENGINES:
@@ -565,23 +564,16 @@ class SlurmRunner(Runner):
             ) from None
 
     async def _failure(self, task: _Task, where: str, *, timeout: bool = False) -> TrialError:
-        error = await self.transport.read_file(f"{task.workdir}/error.json")
-        if error is not None:
-            with contextlib.suppress(ValueError, KeyError, TypeError):
-                report = json.loads(error)
-                kind = TrialTimeoutError if report.get("timeout") else ObjectiveError
-                return kind(str(report["error"]), details=str(report["traceback"]) or None)
-        tail = (
-            await self.transport.read_file(f"{task.workdir}/stderr.log", tail=STDERR_TAIL_BYTES)
-        ) or b""
-        text = tail.decode(errors="replace").strip()
-        last = text.splitlines()[-1] if text else "(stderr empty)"
+        reported = reported_error(await self.transport.read_file(f"{task.workdir}/error.json"))
+        if reported is not None:
+            return reported
+        path = f"{task.workdir}/stderr.log"
+        last, text = stderr_summary(await self.transport.read_file(path, tail=STDERR_TAIL_BYTES))
         if timeout:
             return TrialTimeoutError(
-                f"{where}: time limit {self.time_limit} reached; stderr ends: {last}",
-                details=text or None,
+                f"{where}: time limit {self.time_limit} reached; stderr ends: {last}", details=text
             )
-        return ObjectiveError(f"{where}; stderr ends: {last}", details=text or None)
+        return ObjectiveError(f"{where}; stderr ends: {last}", details=text)
 
     async def _resubmit_or_fail(self, task: _Task, where: str) -> None:
         if task.resubmits >= self.config.max_resubmits:

@@ -48,7 +48,6 @@ from .._exceptions import (
     ObjectiveError,
     RunnerError,
     TrialError,
-    TrialTimeoutError,
     WorkerDiedError,
 )
 from .._jobs import FunctionObjective, Job, Objective, ScriptObjective
@@ -62,13 +61,12 @@ from .._remote import (
     stop_group_argv,
 )
 from .._slurm import script_task
+from .._workerfiles import STDERR_TAIL_BYTES, interpreter_by_name, reported_error, stderr_summary
 from ._base import Runner
 
 logger = logging.getLogger("ax_scheduler")
 T = TypeVar("T")
 
-#: How much of a trial's stderr a failure reason quotes.
-STDERR_TAIL_BYTES = 2000
 #: Seconds a stop may take beyond its grace period (reconnecting, a slow host).
 STOP_SLACK_SECONDS = 15.0
 #: Seconds a stop waits to learn the pid of a worker cancelled while starting.
@@ -444,12 +442,10 @@ class SSHRunner(Runner):
         task = {"trial_index": job.trial_index, "workdir": workdir, "parameters": job.parameters}
         manifest: dict[str, Any]
         if isinstance(objective, ScriptObjective):
-            # The interpreter by name: its local path may not exist on the host.
-            interpreter = objective.interpreter and objective.interpreter.rsplit("/", 1)[-1]
             command = script_task(
                 objective,
                 script=await self._upload_script(host, objective),
-                interpreter=interpreter,
+                interpreter=interpreter_by_name(objective.interpreter),
                 workdir=workdir,
                 trial_index=job.trial_index,
             )
@@ -566,21 +562,16 @@ class SSHRunner(Runner):
         self, process: _Process, ended: _Ended, problem: str | None, *, script: bool = False
     ) -> TrialError:
         """The trial's failure: ``error.json`` (a script's timeout too), else the exit."""
-        error = await self._read(process, "error.json")
-        if error is not None:
-            with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
-                report = json.loads(error)
-                kind = TrialTimeoutError if report.get("timeout") else ObjectiveError
-                return kind(str(report["error"]), details=str(report["traceback"]) or None)
-        tail = await self._read(process, "stderr.log", STDERR_TAIL_BYTES) or b""
-        text = tail.decode(errors="replace").strip()
-        last = text.splitlines()[-1] if text else "(stderr empty)"
+        reported = reported_error(await self._read(process, "error.json"))
+        if reported is not None:
+            return reported
+        last, text = stderr_summary(await self._read(process, "stderr.log", STDERR_TAIL_BYTES))
         what = "script" if script and ended.signal is None else "worker"
         where = f"{what} on {process.host.address} {ended.describe()}"
         if ended.signal is not None:
-            return WorkerDiedError(f"{where}; stderr ends: {last}", details=text or None)
+            return WorkerDiedError(f"{where}; stderr ends: {last}", details=text)
         where = f"{where} {problem}" if problem else where
-        return ObjectiveError(f"{where}; stderr ends: {last}", details=text or None)
+        return ObjectiveError(f"{where}; stderr ends: {last}", details=text)
 
     # -- stopping -------------------------------------------------------------------
     async def _stop(self, process: _Process) -> None:
