@@ -94,3 +94,12 @@ async def async_fails(p: dict[str, Any]) -> dict[str, float]:
 
 def always_fails(p: dict[str, Any]) -> dict[str, float]:
     raise RuntimeError(f"solver diverged at x={p['x']:.3f}")
+
+
+def returns_for_negative_x(returned: Any, p: dict[str, Any]) -> Any:
+    """``returned`` as the result when x < 0, Rosenbrock's value otherwise.
+
+    Bind ``returned`` with functools.partial: one batch then holds a trial with a
+    bad result and a good trial next to it.
+    """
+    return returned if p["x"] < 0 else rosenbrock_dict(p)

@@ -99,7 +99,9 @@ CTRL_C_SCRIPT = textwrap.dedent(
     from ax_scheduler import AxScheduler, JobLibRunner
 
     client = legacy_client()
-    scheduler = AxScheduler(client, JobLibRunner(n_jobs=2))
+    scheduler = AxScheduler(
+        client, JobLibRunner(n_jobs=2), config={{"checkpoint_path": {checkpoint!r}}}
+    )
     scheduler.set_objective_function(objectives.sleep_forever)
     print("running", flush=True)
     try:
@@ -118,7 +120,13 @@ def start_driver_with_two_trials_running(tmp_path: Path) -> tuple[subprocess.Pop
     out = tmp_path / "pids"
     out.mkdir()
     script = tmp_path / "driver.py"
-    script.write_text(CTRL_C_SCRIPT.format(tests=str(Path(__file__).parent), out=str(out)))
+    script.write_text(
+        CTRL_C_SCRIPT.format(
+            tests=str(Path(__file__).parent),
+            out=str(out),
+            checkpoint=str(tmp_path / "run.json"),
+        )
+    )
     driver = subprocess.Popen(
         [sys.executable, str(script)],
         stdout=subprocess.PIPE,
@@ -146,8 +154,15 @@ def test_ctrl_c_abandons_running_trials_and_kills_workers(tmp_path: Path) -> Non
     assert "KeyboardInterrupt" in stderr
     # two running trials and the one generated ahead, waiting for a slot
     assert "statuses {0: 'ABANDONED', 1: 'ABANDONED', 2: 'ABANDONED'}" in stdout, stderr[-2000:]
-    assert "reason cancelled: run_optimization was interrupted" in stdout
+    assert "reason cancelled by user (Ctrl-C)" in stdout
     assert wait_until(lambda: not any(alive(pid) for pid in trial_pids), 5)
+    # The checkpoint was written after the cancellation, before the exit.
+    from ax_scheduler._ax import client_from_snapshot
+    from ax_scheduler._checkpoint import read_checkpoint
+
+    saved = client_from_snapshot(read_checkpoint(tmp_path / "run.json").client)
+    assert statuses(saved) == {0: "ABANDONED", 1: "ABANDONED", 2: "ABANDONED"}
+    assert saved.experiment.trials[1].status_reason == "cancelled by user (Ctrl-C)"
 
 
 @pytest.mark.slow

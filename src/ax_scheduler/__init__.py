@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ._config import SSHHost as SSHHost
     from ._config import SSHOptions as SSHOptions
     from ._exceptions import AxSchedulerError as AxSchedulerError
+    from ._exceptions import CheckpointError as CheckpointError
     from ._exceptions import ConfigError as ConfigError
     from ._exceptions import EventLoopMismatchError as EventLoopMismatchError
     from ._exceptions import FailureRateExceededError as FailureRateExceededError
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from ._exceptions import TrialTimeoutError as TrialTimeoutError
     from ._exceptions import WorkerDiedError as WorkerDiedError
     from ._facade import AxScheduler as AxScheduler
+    from ._facade import RunSummary as RunSummary
     from ._jobs import ContainerObjective as ContainerObjective
     from ._jobs import FunctionObjective as FunctionObjective
     from ._jobs import Job as Job
@@ -51,6 +53,7 @@ _EXPORTS = {
     "DockerRunner": ".runners",
     "AxSchedulerError": "._exceptions",
     "Batch": "._batch",
+    "CheckpointError": "._exceptions",
     "ConfigError": "._exceptions",
     "EventLoopMismatchError": "._exceptions",
     "FailureRateExceededError": "._exceptions",
@@ -65,6 +68,7 @@ _EXPORTS = {
     "ResultError": "._exceptions",
     "Runner": ".runners",
     "RunnerError": "._exceptions",
+    "RunSummary": "._facade",
     "SchedulerClosedError": "._exceptions",
     "SchedulerConfig": "._config",
     "ScriptObjective": "._jobs",

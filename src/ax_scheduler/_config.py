@@ -51,7 +51,20 @@ class SchedulerConfig(BaseModel):
             :class:`~ax_scheduler.FailureRateExceededError` (cancelling what still
             runs) when more than this share of its finished trials FAILED...
         min_failed_trials_for_failure_rate_check: ...once at least this many did.
-            Ax's Orchestrator options, with its defaults.
+            Ax's Orchestrator options, with its defaults
+            (``min_failed_trials_for_rate_check`` is accepted as an alias).
+        max_retries: How often a trial that failed for an infrastructure reason
+            (worker died, host lost, node failure, ``sbatch`` refused; see
+            :class:`~ax_scheduler.InfrastructureError`) runs again on a fresh job
+            before it counts as FAILED. Its objective's own failures are never retried.
+        retry_delay: Seconds before the first retry; doubled for each further one.
+        checkpoint_path: A file the scheduler rewrites (atomically) after every
+            change of a trial's state: the experiment, where each job runs, and
+            these options. :meth:`~ax_scheduler.AxScheduler.resume` continues
+            from it after the driver died. None writes no checkpoint.
+        requeue_lost_trials: When resuming, a trial whose job died with the driver
+            (local pool) is marked FAILED ("driver restarted"); True also runs its
+            parameters again as a new trial.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -67,7 +80,31 @@ class SchedulerConfig(BaseModel):
     max_parallel_trials: PositiveInt | None = None
     prefetch_trials: NonNegativeInt = 1
     tolerated_failure_rate: float = Field(default=0.5, ge=0.0, le=1.0)
-    min_failed_trials_for_failure_rate_check: PositiveInt = 5
+    min_failed_trials_for_failure_rate_check: PositiveInt = Field(
+        default=5,
+        validation_alias=AliasChoices(
+            "min_failed_trials_for_failure_rate_check", "min_failed_trials_for_rate_check"
+        ),
+    )
+    max_retries: NonNegativeInt = 2
+    retry_delay: NonNegativeFloat = 1.0
+    checkpoint_path: Path | None = None
+    requeue_lost_trials: bool = False
+
+    #: Options with two accepted names: the second is the older library's or Ax's.
+    ALIASES: ClassVar[dict[str, str]] = {
+        "max_trial_monitoring_time": "trial_timeout",
+        "min_failed_trials_for_rate_check": "min_failed_trials_for_failure_rate_check",
+    }
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """``True`` is an int to Python, but ``trial_timeout=True`` is a mistake."""
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, bool) and field is not None and field.annotation is not bool:
+            raise ValueError(f"expected a number or None, not the bool {value!r}")
+        return value
 
     @classmethod
     def from_user(cls, config: SchedulerConfig | Mapping[str, Any] | None) -> SchedulerConfig:
@@ -89,6 +126,12 @@ class SchedulerConfig(BaseModel):
             return config
         if not isinstance(config, Mapping):
             raise ConfigError(f"config must be a dict of options, got {type(config).__name__}")
+        for alias, name in cls.ALIASES.items():
+            if alias in config and name in config:
+                raise ConfigError(
+                    f"invalid config: {alias!r} is another name of {name!r}; give only one"
+                    f" (got {alias}={config[alias]!r} and {name}={config[name]!r})"
+                )
         try:
             return cls.model_validate(dict(config))
         except ValidationError as exc:
@@ -98,7 +141,7 @@ class SchedulerConfig(BaseModel):
     def allowed_keys(cls) -> list[str]:
         """Every accepted config key, aliases included."""
         keys = set(cls.model_fields)
-        keys.add("max_trial_monitoring_time")
+        keys.update(cls.ALIASES)
         return sorted(keys)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import tempfile
@@ -17,16 +18,19 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ._aio import shielded
-from ._ax import AxAdapter, Generated, Parameters
+from ._ax import RUN_METADATA_KEY, AxAdapter, Generated, Parameters
 from ._batch import Batch
+from ._checkpoint import Checkpointer
 from ._config import SchedulerConfig
 from ._exceptions import (
     EventLoopMismatchError,
     FailureRateExceededError,
+    InfrastructureError,
     ObjectiveError,
     ObjectiveNotSetError,
     OptimizationStalledError,
@@ -42,6 +46,33 @@ from .runners._base import Runner
 logger = logging.getLogger("ax_scheduler")
 T = TypeVar("T")
 Best = Parameters | list[Parameters] | None
+
+#: Why trials were cancelled when the user pressed Ctrl-C or cancelled the task.
+CANCELLED_BY_USER = "cancelled by user"
+#: Why a trial whose job could not outlive the driver is FAILED on resume.
+DRIVER_RESTARTED = "driver restarted: its job ran in the driver's own worker processes"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What one ``run_optimization`` call did.
+
+    Attributes:
+        trials: The trials it ran (re-attached ones included), in start order.
+        completed: Those COMPLETED in Ax.
+        failed: Those FAILED, with their reasons.
+        abandoned: Those ABANDONED (cancelled), with their reasons.
+        timed_out: Whether the call's ``timeout`` was reached.
+        on_timeout: What happened to running trials at the timeout:
+            ``"cancel"`` or ``"finish"`` (None if it was not reached).
+    """
+
+    trials: list[int]
+    completed: list[int]
+    failed: dict[int, str]
+    abandoned: dict[int, str]
+    timed_out: bool = False
+    on_timeout: str | None = None
 
 
 class Scheduler:
@@ -60,9 +91,14 @@ class Scheduler:
         self.objective: Objective | None = None
         self.capacity = min(runner.capacity, config.max_parallel_trials or runner.capacity)
         runner.use_config(config)
-        self._job_info: dict[int, dict[str, Any]] = {}  # filled in by runners as jobs run
+        self._jobs: dict[int, Job] = {}  # running trials' jobs; runners fill in job.info
         self._ended: set[int] = set()  # trials recorded COMPLETED or FAILED
         self._failed: dict[int, str] = {}  # trial index -> failure reason
+        self._abandoned: dict[int, str] = {}
+        self._lost: list[int] = []  # trials of a resumed run, to re-attach at start
+        self._reattached: set[asyncio.Task[None]] = set()  # not yet adopted by a run
+        self._interrupt_reason: str | None = None  # set by the facade on Ctrl-C
+        self.last_run: RunSummary | None = None
         self._failures_checked = 0  # len(_failed) at the last failure-rate check
         self._ax_thread = ThreadPoolExecutor(1, thread_name_prefix="ax-scheduler-ax")
         self._tasks: dict[int, asyncio.Task[None]] = {}
@@ -75,6 +111,14 @@ class Scheduler:
         # Absolute now: trials must not depend on a later os.chdir(), and resolving
         # a path touches the filesystem, which the event loop must not do.
         self._output_dir = config.job_output_dir.expanduser().absolute()
+        self.checkpoint: Checkpointer | None = None
+        if config.checkpoint_path is not None:
+            self.checkpoint = Checkpointer(
+                config.checkpoint_path.expanduser().absolute(),
+                self._checkpoint_header,
+                lambda: self._call_ax(self.ax.snapshot),
+                write_atomically,
+            )
 
     # -- plumbing -----------------------------------------------------------------
     def _bind_loop(self) -> asyncio.Semaphore:
@@ -107,6 +151,8 @@ class Scheduler:
         if start_runner and not self.objective.is_async:
             await self.runner.start()
             await self.runner.check_objective(self.objective)
+        if self._lost:
+            await self._reattach_lost()
 
     @property
     def running_trials(self) -> list[int]:
@@ -121,48 +167,109 @@ class Scheduler:
         assert self.objective is not None
         name = f"{self.ax.experiment_name}-trial-{index}"
         workdir = self._output_dir / name
-        job = Job(index, dict(parameters), self.objective, name, workdir=workdir)
-        self._job_info[index] = job.info  # the runner fills it in; recorded with the trial
+        record = functools.partial(self._record_job_info, index) if self.checkpoint else None
+        job = Job(index, dict(parameters), self.objective, name, workdir=workdir, on_info=record)
+        self._jobs[index] = job  # the runner fills in job.info; recorded with the trial
         return job
+
+    async def _record_job_info(self, index: int) -> None:
+        """Put the job's handle into its trial and the checkpoint, and wait for both."""
+        await self._call_ax(self.ax.note, index, **self._job_info(index))
+        if self.checkpoint is not None:
+            await self.checkpoint.flush()
+
+    def _changed(self) -> None:
+        """A trial's state changed: the checkpoint follows."""
+        if self.checkpoint is not None:
+            self.checkpoint.changed()
+
+    def _checkpoint_header(self) -> dict[str, Any]:
+        return {
+            "experiment": self.ax.experiment_name,
+            "runner": self.runner.kind,
+            "written_at": time.time(),
+            "config": self.config.model_dump(mode="json"),
+        }
+
+    async def _save_checkpoint(self) -> None:
+        if self.checkpoint is not None:
+            await shielded(self.checkpoint.flush())
 
     def _dispatch_info(self) -> dict[str, Any]:
         return {"runner": self.runner.kind, "dispatched_at": time.time()}
 
-    def _launch(self, index: int, work: Awaitable[Any]) -> asyncio.Task[None]:
-        task = asyncio.create_task(self._trial(index, work), name=f"ax-scheduler-trial-{index}")
+    def _launch(self, job: Job, work: Awaitable[Any]) -> asyncio.Task[None]:
+        index = job.trial_index
+        task = asyncio.create_task(self._trial(job, work), name=f"ax-scheduler-trial-{index}")
         self._tasks[index] = task
         return task
 
-    async def _trial(self, index: int, work: Awaitable[Any]) -> None:
+    async def _trial(self, job: Job, work: Awaitable[Any]) -> None:
+        index = job.trial_index
         try:
-            outcome, seconds = await self._execute(index, work)
+            outcome, seconds = await self._execute(job, work)
             # The trial has ended: its real outcome is recorded even if the run is
             # being cancelled now (a queued Ax call must not be dropped).
             await shielded(self._call_ax(self._record, index, outcome, seconds))
+            self._changed()
         finally:
             await _discard_unawaited(work)
             self._tasks.pop(index, None)
-            self._job_info.pop(index, None)
+            self._jobs.pop(index, None)
 
-    async def _execute(self, index: int, work: Awaitable[Any]) -> tuple[tuple[str, Any], float]:
+    async def _execute(self, job: Job, work: Awaitable[Any]) -> tuple[tuple[str, Any], float]:
         """Run one trial's work in a slot; turn every ending into an outcome."""
+        index = job.trial_index
         slots = self._bind_loop()
         started = time.monotonic()
         try:
             async with slots:
                 started = time.monotonic()
-                outcome: tuple[str, Any] = ("ok", await self._with_trial_timeout(index, work))
+                result = await self._with_trial_timeout(index, self._with_retries(job, work))
+                outcome: tuple[str, Any] = ("ok", result)
         except TrialError as exc:
             outcome = ("failed", exc)
         except asyncio.CancelledError:
             reason = self._cancel_reasons.pop(index, "cancelled")
             await shielded(self._call_ax(self._abandon, index, reason))
+            self._changed()
             logger.warning("trial %d abandoned: %s", index, reason)
             raise
         except Exception as exc:  # a runner bug must not take the run down with it
             logger.exception("trial %d: unexpected error from %r", index, self.runner)
             outcome = ("failed", TrialError(f"internal error in {self.runner!r}: {exc!r}"))
         return outcome, time.monotonic() - started
+
+    async def _with_retries(self, job: Job, work: Awaitable[Any]) -> Any:
+        """Await the trial's work; run it again on a fresh job after infrastructure failures.
+
+        Raises:
+            InfrastructureError: It failed ``max_retries`` + 1 times (or the runner
+                already resubmitted it as often as allowed).
+        """
+        retries = 0
+        while True:
+            try:
+                return await work
+            except InfrastructureError as exc:
+                if not exc.retryable or retries >= self.config.max_retries:
+                    if retries:
+                        exc.args = (f"{exc} (after {retries} retries)", *exc.args[1:])
+                    raise
+                retries += 1
+                delay = self.config.retry_delay * 2 ** (retries - 1)
+                job.info.update(retries=retries, last_retry_reason=str(exc))
+                logger.warning(
+                    "trial %d: %s; running it again on a fresh job in %g s (retry %d of %d)",
+                    job.trial_index,
+                    exc,
+                    delay,
+                    retries,
+                    self.config.max_retries,
+                )
+            await asyncio.sleep(delay)
+            await job.record_info()
+            work = self.runner.run(job)
 
     async def _with_trial_timeout(self, index: int, work: Awaitable[Any]) -> Any:
         limit = self.config.trial_timeout
@@ -177,15 +284,20 @@ class Scheduler:
                 f"timeout: trial {index} ran longer than trial_timeout={limit:g} s"
             ) from None
 
+    def _job_info(self, index: int) -> dict[str, Any]:
+        job = self._jobs.get(index)
+        return job.info if job is not None else {}
+
     def _abandon(self, index: int, reason: str) -> None:
         """On the Ax thread: mark the trial ABANDONED, keeping where its job ran."""
-        self.ax.note(index, **self._job_info.get(index, {}))
+        self.ax.note(index, **self._job_info(index))
         self.ax.abandon(index, reason)
+        self._abandoned[index] = reason
 
     def _record(self, index: int, outcome: tuple[str, Any], seconds: float) -> None:
         """On the Ax thread: complete or fail the trial in Ax, and log it."""
         status, value = outcome
-        self.ax.note(index, **self._job_info.get(index, {}))
+        self.ax.note(index, **self._job_info(index))
         if status == "ok":
             try:
                 metrics, unknown = parse_result(value, self.ax.metric_spec())
@@ -205,6 +317,7 @@ class Scheduler:
                 value = exc
             except Exception as exc:  # noqa: BLE001 - Ax refused the data
                 value = TrialError(f"Ax rejected the result {value!r}: {type(exc).__name__}: {exc}")
+        self.ax.note(index, failure_kind=_failure_kind(value))
         self.ax.fail(index, str(value))
         self._failed[index] = str(value)
         self._ended.add(index)
@@ -222,7 +335,17 @@ class Scheduler:
             await asyncio.wait(pending)
 
     async def _cancel_on_exit(self, tasks: set[asyncio.Task[None]], reason: str) -> None:
+        """Cancel ``tasks`` (recorded ABANDONED with ``reason``), then save the checkpoint."""
         await shielded(self._cancel(tasks, reason))
+        await self._save_checkpoint()
+
+    def _interrupted(self, what: str, error: BaseException) -> str:
+        """The reason recorded for trials cancelled because ``what`` ended with ``error``."""
+        if self._interrupt_reason is not None:
+            return self._interrupt_reason
+        if isinstance(error, asyncio.CancelledError):
+            return f"{CANCELLED_BY_USER}: the task awaiting {what} was cancelled"
+        return f"cancelled: {what} stopped on {type(error).__name__}: {error}"
 
     # -- generation ---------------------------------------------------------------
     def _generate_sync(self, n: int) -> Generated:
@@ -234,7 +357,9 @@ class Scheduler:
     async def _generate(self, n: int) -> Generated:
         future = self._ax_thread.submit(self._generate_sync, n)
         try:
-            return await asyncio.wrap_future(future)
+            generated = await asyncio.wrap_future(future)
+            self._changed()
+            return generated
         except asyncio.CancelledError:
             # The Ax call cannot be interrupted: abandon what it still produces.
             future.add_done_callback(self._abandon_generated)
@@ -252,13 +377,18 @@ class Scheduler:
         return self.runner.run(job)
 
     def _start_trials(
-        self, trials: list[tuple[int, Parameters]], works: list[Awaitable[Any]] | None = None
+        self, jobs: list[Job], works: list[Awaitable[Any]] | None = None
     ) -> list[asyncio.Task[None]]:
         if works is None:
-            works = [self._work(self._job(index, params)) for index, params in trials]
-        return [self._launch(index, work) for (index, _), work in zip(trials, works, strict=True)]
+            works = [self._work(job) for job in jobs]
+        return [self._launch(job, work) for job, work in zip(jobs, works, strict=True)]
 
-    async def run_optimization(self, max_trials: int = 10, timeout: float | None = None) -> Best:
+    def _jobs_for(self, trials: list[tuple[int, Parameters]]) -> list[Job]:
+        return [self._job(index, params) for index, params in trials]
+
+    async def run_optimization(
+        self, max_trials: int = 10, timeout: float | None = None, on_timeout: str = "cancel"
+    ) -> Best:
         """Run ``max_trials`` new trials, keeping every slot busy; return the best.
 
         See ``AxScheduler.run_optimization`` for the full contract.
@@ -266,27 +396,64 @@ class Scheduler:
         _check_count("max_trials", max_trials)
         if timeout is not None and not timeout > 0:
             raise ValueError(f"timeout must be > 0 seconds or None, got {timeout!r}")
+        if on_timeout not in ("cancel", "finish"):
+            raise ValueError(
+                f"on_timeout must be 'cancel' (stop running trials) or 'finish' (let them"
+                f" end), got {on_timeout!r}"
+            )
         await self._prepare()
-        mine: set[asyncio.Task[None]] = set()
+        mine: set[asyncio.Task[None]] = set(self._reattached)
+        run = [index for index, task in self._tasks.items() if task in mine]
+        self._reattached.clear()
         deadline = asyncio.timeout(timeout)
+        timed_out = False
         try:
             async with deadline:
-                await self._keep_slots_full(max_trials, mine)
+                await self._keep_slots_full(max_trials, mine, run)
         except TimeoutError:
             if not deadline.expired():
                 raise
-            reason = f"run_optimization timeout of {timeout:g} s reached"
-            logger.warning(
-                "%s: cancelling %d running trials", reason, sum(not t.done() for t in mine)
-            )
-            await self._cancel_on_exit(mine, reason)
+            timed_out = True
+            await self._end_at_timeout(mine, f"{timeout:g}", on_timeout)
         except FailureRateExceededError:
             await self._cancel_on_exit(mine, "cancelled: the run stopped, too many trials failed")
             raise
-        except BaseException:
-            await self._cancel_on_exit(mine, "cancelled: run_optimization was interrupted")
+        except BaseException as exc:
+            await self._cancel_on_exit(mine, self._interrupted("run_optimization", exc))
             raise
+        self.last_run = self._summary(run, timed_out, on_timeout if timed_out else None)
+        await self._save_checkpoint()
         return await self._call_ax(self.ax.best)
+
+    async def _end_at_timeout(self, mine: set[asyncio.Task[None]], timeout: str, how: str) -> None:
+        running = [task for task in mine if not task.done()]
+        if how == "cancel":
+            reason = f"run_optimization timeout of {timeout} s reached"
+            logger.warning("%s: cancelling %d running trials", reason, len(running))
+            await self._cancel_on_exit(mine, reason)
+            return
+        logger.warning(
+            "run_optimization timeout of %s s reached: no new trials; waiting for the %d"
+            " running ones to finish (on_timeout='finish')",
+            timeout,
+            len(running),
+        )
+        try:
+            if running:
+                await asyncio.wait(running)
+        except BaseException as exc:
+            await self._cancel_on_exit(mine, self._interrupted("run_optimization", exc))
+            raise
+
+    def _summary(self, run: list[int], timed_out: bool, on_timeout: str | None) -> RunSummary:
+        return RunSummary(
+            trials=list(run),
+            completed=[i for i in run if i in self._ended and i not in self._failed],
+            failed={i: self._failed[i] for i in run if i in self._failed},
+            abandoned={i: self._abandoned[i] for i in run if i in self._abandoned},
+            timed_out=timed_out,
+            on_timeout=on_timeout,
+        )
 
     def _check_failure_rate(self, run: list[int]) -> None:
         """Stop the run when more than ``tolerated_failure_rate`` of its trials failed.
@@ -314,9 +481,11 @@ class Scheduler:
             failed,
         )
 
-    async def _keep_slots_full(self, max_trials: int, mine: set[asyncio.Task[None]]) -> None:
+    async def _keep_slots_full(
+        self, max_trials: int, mine: set[asyncio.Task[None]], run: list[int]
+    ) -> None:
+        """Generate and start trials until ``max_trials`` ran; ``run`` lists them."""
         launched, exhausted, blocked = 0, False, None
-        run: list[int] = []  # this run's trials, for the failure rate
         while True:
             # Before generating more: instant failures free slots as fast as Ax
             # generates, so the loop may never reach the wait below.
@@ -327,7 +496,7 @@ class Scheduler:
             want = min(room, max_trials - launched)
             if want > 0 and not exhausted and blocked is None:
                 generated = await self._generate(want if self.ax.generates_jointly else 1)
-                mine.update(self._start_trials(generated.trials))
+                mine.update(self._start_trials(self._jobs_for(generated.trials)))
                 run += [index for index, _ in generated.trials]
                 launched += len(generated.trials)
                 exhausted, blocked = generated.exhausted, generated.blocked
@@ -375,20 +544,21 @@ class Scheduler:
             return []
         await self._prepare(start_runner=self.config.synchronous)
         trials = await self._attach(batch.parameters)
+        self._changed()
         batch.trial_indices = [index for index, _ in trials]
+        jobs = self._jobs_for(trials)
         works = None
         if not self.objective or not self.objective.is_async:
-            works = await self.runner.run_batch(
-                [self._job(index, params) for index, params in trials]
-            )
-        tasks = self._start_trials(trials, works)
+            works = await self.runner.run_batch(jobs)
+        tasks = self._start_trials(jobs, works)
         logger.info("batch of %d trials submitted: %s", len(tasks), batch.trial_indices)
         if self.config.synchronous:
             try:
                 await asyncio.wait(tasks)
-            except BaseException:
-                await self._cancel_on_exit(set(tasks), "cancelled: the batch was interrupted")
+            except BaseException as exc:
+                await self._cancel_on_exit(set(tasks), self._interrupted("the batch", exc))
                 raise
+            await self._save_checkpoint()
         return batch.trial_indices
 
     def _attach_sync(self, batch: list[Parameters]) -> list[tuple[int, Parameters]]:
@@ -429,7 +599,10 @@ class Scheduler:
         Raises:
             TimeoutError: ``timeout`` seconds passed first; the trials keep running.
         """
+        if self._lost:
+            await self._prepare()
         self._bind_loop()
+        self._reattached.clear()
         waited = self.running_trials
         try:
             async with asyncio.timeout(timeout):
@@ -440,7 +613,63 @@ class Scheduler:
                 f"{len(self._tasks)} trials still running after {timeout:g} s:"
                 f" {self.running_trials}; they keep running"
             ) from None
+        await self._save_checkpoint()
         return waited
+
+    # -- resuming -------------------------------------------------------------------
+    def adopt_lost_trials(self) -> list[int]:
+        """Take the trials a dead driver left RUNNING, to re-attach when the run starts.
+
+        Returns:
+            Their indices.
+        """
+        self._lost = self.ax.stale_dispatched_trials()
+        return list(self._lost)
+
+    async def _reattach_lost(self) -> None:
+        """Re-attach each lost trial's job, or fail (and maybe re-queue) the trial."""
+        lost, self._lost = self._lost, []
+        for index in lost:
+            trial = self.ax.trial(index)
+            handle = dict(trial.run_metadata.get(RUN_METADATA_KEY, {}))
+            parameters = dict(trial.arms[0].parameters)
+            job = self._job(index, parameters)
+            job.info.update(
+                {k: v for k, v in handle.items() if k not in ("runner", "dispatched_at")}
+            )
+            work = None
+            if handle.get("runner") == self.runner.kind:
+                work = await self.runner.reattach(job)
+            if work is not None:
+                logger.info("trial %d: re-attached to its job %s", index, _where(job.info))
+                self._reattached.add(self._launch(job, work))
+                continue
+            self._jobs.pop(index, None)
+            await self._fail_lost(index, handle.get("runner"), parameters)
+        self._changed()
+
+    async def _fail_lost(self, index: int, runner: Any, parameters: Parameters) -> None:
+        if runner == self.runner.kind:
+            reason = DRIVER_RESTARTED.replace("the driver's", f"the driver's {runner}")
+        else:
+            reason = (
+                f"driver restarted: the trial ran on a {runner!r} runner and cannot be"
+                f" re-attached by {self.runner!r}"
+            )
+        await self._call_ax(self._fail_sync, index, reason)
+        logger.warning("trial %d FAILED: %s", index, reason)
+        if not self.config.requeue_lost_trials:
+            return
+        (requeued, _), *_ = await self._attach([parameters])
+        job = self._job(requeued, parameters)
+        self._reattached.add(self._launch(job, self._work(job)))
+        logger.info("trial %d re-queued as trial %d (requeue_lost_trials)", index, requeued)
+
+    def _fail_sync(self, index: int, reason: str) -> None:
+        self.ax.note(index, failure_kind="infrastructure")
+        self.ax.fail(index, reason)
+        self._failed[index] = reason
+        self._ended.add(index)
 
     # -- persistence and lifecycle -----------------------------------------------
     async def save(self, path: str | os.PathLike[str]) -> Path:
@@ -455,7 +684,8 @@ class Scheduler:
         if self._closed:
             return
         self._closed = True
-        await self._cancel_on_exit(set(self._tasks.values()), "cancelled: the scheduler was closed")
+        reason = self._interrupt_reason or "cancelled: the scheduler was closed"
+        await self._cancel_on_exit(set(self._tasks.values()), reason)
         await self.runner.aclose()
         self._ax_thread.shutdown(wait=False)
 
@@ -488,6 +718,20 @@ async def _discard_unawaited(work: Awaitable[Any]) -> None:
     elif isinstance(work, asyncio.Future) and not work.done():
         work.cancel()
         await shielded(asyncio.wait([work]))
+
+
+def _failure_kind(error: Any) -> str:
+    """How a failure is classified in the trial's run metadata."""
+    if isinstance(error, TrialTimeoutError):
+        return "timeout"
+    if isinstance(error, InfrastructureError):
+        return "infrastructure"
+    return "objective"
+
+
+def _where(info: dict[str, Any]) -> str:
+    keys = ("slurm_job_id", "host", "pid", "container", "job_dir")
+    return ", ".join(f"{key}={info[key]}" for key in keys if key in info) or "(no handle)"
 
 
 def _first_line(text: str, limit: int = 200) -> str:

@@ -91,9 +91,18 @@ class ResultError(TrialError, ValueError):
 class InfrastructureError(TrialError):
     """The trial could not run for a reason outside the objective.
 
-    A lost SSH host, a node failure, a preemption: runners resubmit such trials
-    (up to their ``max_resubmits``) before reporting this error.
+    A lost SSH host, a node failure, a preemption, a refused ``sbatch``, a dead
+    worker process. The scheduler runs such a trial again on a fresh job, up to
+    ``max_retries`` times with back-off, before it counts as failed.
+
+    Attributes:
+        retryable: False when the runner already resubmitted the job as often as
+            allowed: the scheduler does not retry it once more.
     """
+
+    def __init__(self, message: str, *, details: str | None = None, retryable: bool = True) -> None:
+        super().__init__(message, details=details)
+        self.retryable = retryable
 
 
 class WorkerDiedError(InfrastructureError):
@@ -102,3 +111,7 @@ class WorkerDiedError(InfrastructureError):
 
 class TrialTimeoutError(TrialError):
     """The trial ran longer than the configured ``trial_timeout``."""
+
+
+class CheckpointError(AxSchedulerError, ValueError):
+    """A checkpoint file cannot be resumed: missing, corrupt, or not a checkpoint."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,6 +142,9 @@ class Job:
             a runner may fill it in while the job runs.
         workdir: The trial's own directory (``job_output_dir/<name>``), for
             objectives that exchange files; created by the runner.
+        on_info: Set by the scheduler: records ``info`` with the trial and in the
+            checkpoint. Runners call :meth:`record_info` once a job's handle is
+            known, and before starting anything that would outlive a crash.
     """
 
     trial_index: int
@@ -150,3 +153,13 @@ class Job:
     name: str
     info: dict[str, Any] = field(default_factory=dict)
     workdir: Path | None = None
+    on_info: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
+
+    async def record_info(self) -> None:
+        """Persist ``info`` (job id, host, container) before the run goes on.
+
+        With a checkpoint configured this returns once the checkpoint on disk
+        has it, so a driver killed a moment later can still find the job.
+        """
+        if self.on_info is not None:
+            await self.on_info()

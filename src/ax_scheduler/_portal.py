@@ -30,11 +30,17 @@ class Portal:
         self._manager = start_blocking_portal(backend="asyncio", name="ax-scheduler-loop")
         self._portal: BlockingPortal = self._manager.__enter__()
 
-    def call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    def call(
+        self,
+        fn: Callable[..., Awaitable[T]],
+        *args: Any,
+        on_interrupt: Callable[[], None] | None = None,
+    ) -> T:
         """Run ``await fn(*args)`` on the loop thread and return its result.
 
-        On Ctrl-C the call is cancelled and its clean-up (cancelling trials,
-        recording them in Ax) awaited before ``KeyboardInterrupt`` propagates.
+        On Ctrl-C, ``on_interrupt`` runs, the call is cancelled and its clean-up
+        (cancelling trials, recording them in Ax) awaited before
+        ``KeyboardInterrupt`` propagates.
         """
         finished = threading.Event()
         future: concurrent.futures.Future[T] = self._portal.start_task_soon(
@@ -43,6 +49,8 @@ class Portal:
         try:
             return future.result()
         except KeyboardInterrupt:
+            if on_interrupt is not None:
+                on_interrupt()
             future.cancel()
             with contextlib.suppress(KeyboardInterrupt):
                 finished.wait(CLEANUP_SECONDS)

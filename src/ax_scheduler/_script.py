@@ -38,10 +38,16 @@ def make_script_objective(
 
     Raises:
         FileNotFoundError: The script or the interpreter does not exist.
+        IsADirectoryError: The script path is a directory.
         PermissionError: The script is not executable and no interpreter is given.
         ValueError: ``args`` use a placeholder other than the supported ones.
     """
     script = Path(script_path).expanduser().resolve()
+    if script.is_dir():
+        raise IsADirectoryError(
+            f"script {str(script)!r} is a directory (given as {str(script_path)!r});"
+            " pass the script file inside it"
+        )
     if not script.is_file():
         raise FileNotFoundError(
             f"script {str(script)!r} does not exist (given as {str(script_path)!r})"

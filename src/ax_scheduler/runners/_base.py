@@ -78,5 +78,16 @@ class Runner(abc.ABC):
         """
         return [self.run(job) for job in jobs]
 
+    async def reattach(self, job: Job) -> Awaitable[Any] | None:
+        """Pick up a job a previous driver started, from the handle in ``job.info``.
+
+        Called when a run resumes from its checkpoint (the runner is started).
+        Returns an awaitable of the job's raw result, like :meth:`run` (a job
+        still running is waited for; a finished one has its result read), or
+        None if this runner's jobs do not outlive the driver: the trial is then
+        marked FAILED ("driver restarted").
+        """
+        return None
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Stop whatever still runs and release resources. Idempotent."""

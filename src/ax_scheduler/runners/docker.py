@@ -8,17 +8,26 @@ The engine is checked once at start, the image once per run; stopping a trial is
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import uuid
+from collections.abc import Awaitable
+from pathlib import Path
 from typing import Any
 
 import anyio
 
+from .._aio import shielded
 from .._container import container_name, docker_run_argv
-from .._exceptions import RunnerError
+from .._exceptions import InfrastructureError, ObjectiveError, RunnerError
 from .._jobs import ContainerObjective, Job, Objective
 from .._script import TrialFiles, run_logged
 from ._base import Runner
+
+logger = logging.getLogger("ax_scheduler")
+
+#: ``docker run``'s exit code when the engine could not start the container.
+DOCKER_RUN_FAILED = 125
 
 
 class DockerRunner(Runner):
@@ -112,23 +121,76 @@ class DockerRunner(Runner):
                 f"{self!r} runs container objectives only, got {type(objective).__name__}"
             )
         assert job.workdir is not None
+        await self._check_can_run(objective)
         files = TrialFiles(job.workdir)
         await anyio.to_thread.run_sync(files.prepare, job.parameters)
         name = container_name(job, uuid.uuid4().hex[:8])
-        job.info.update(container=name)
+        job.info.update(container=name, job_dir=str(job.workdir))
+        await job.record_info()  # a restarted driver finds the container by this name
         argv = docker_run_argv(self.engine, objective, job, name, self.user)
 
         async def stop(process: asyncio.subprocess.Process) -> None:
             await self._stop_container(name, process)
 
         code = await run_logged(argv, files, None, objective.timeout, stop=stop)
+        if code == DOCKER_RUN_FAILED:
+            tail = await anyio.to_thread.run_sync(files.stderr_tail)
+            raise InfrastructureError(f"docker run could not start {name} (exit 125): {tail}")
         return await anyio.to_thread.run_sync(files.read_result, code)
 
+    async def _check_can_run(self, objective: ContainerObjective) -> None:
+        """The engine and image checks, for trials of a batch that did not start the runner.
+
+        Raises:
+            InfrastructureError: The engine does not answer (retried), or the
+                image is missing (not retried: it will not appear by itself).
+        """
+        try:
+            await self.start()
+        except RunnerError as exc:
+            raise InfrastructureError(str(exc)) from None
+        try:
+            await self.check_objective(objective)
+        except RunnerError as exc:
+            raise InfrastructureError(str(exc), retryable=False) from None
+
+    async def reattach(self, job: Job) -> Awaitable[Any] | None:
+        """Wait for a container a previous driver started, then read its result.
+
+        A trial whose container was never started is started now.
+        """
+        name = job.info.get("container")
+        if not name or job.workdir is None:
+            return self.run(job)
+        return self._rejoin(job, str(name))
+
+    async def _rejoin(self, job: Job, name: str) -> Any:
+        files = TrialFiles(Path(job.info.get("job_dir") or str(job.workdir)))
+        try:
+            code, out = await _capture(self.engine, "wait", name)
+        except asyncio.CancelledError:
+            await shielded(self._stop_by_name(name))
+            raise
+        if code == 0 and out.strip().isdigit():
+            return await anyio.to_thread.run_sync(files.read_result, int(out.strip()))
+        # Gone (``--rm``) before we looked: its files are all that is left.
+        if await anyio.to_thread.run_sync(files.result.exists):
+            logger.info("container %s ended while the driver was down; reading its result", name)
+            return await anyio.to_thread.run_sync(files.read_result, 0)
+        tail = await anyio.to_thread.run_sync(files.stderr_tail)
+        raise ObjectiveError(
+            f"container {name} ended while the driver was down and left no result file"
+            f" {str(files.result)!r}; stderr ends: {tail or '(empty)'}"
+        )
+
     async def _stop_container(self, name: str, process: asyncio.subprocess.Process) -> None:
+        await self._stop_by_name(name)
+        await process.wait()
+
+    async def _stop_by_name(self, name: str) -> None:
         grace = f"{self.stop_grace_seconds:g}"
         await _capture(self.engine, "stop", "--time", grace, name)
         await _capture(self.engine, "kill", name)  # a no-op when stop worked
-        await process.wait()
 
 
 async def _capture(*argv: str) -> tuple[int, str]:

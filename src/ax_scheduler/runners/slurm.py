@@ -168,10 +168,12 @@ class SlurmRunner(Runner):
         return f"SlurmRunner(partition={self.partition!r}, on {self.transport.description})"
 
     def use_config(self, config: SchedulerConfig) -> None:
-        """Poll at most ``monitoring_interval`` apart, unless this runner's config says."""
+        """Take ``monitoring_interval`` and ``max_retries``, unless this runner's config says."""
         if self.config.monitoring_interval is None:
             self._monitoring_interval = config.monitoring_interval
             self._backoff = Backoff(self.config.min_poll_interval, config.monitoring_interval)
+        if "max_resubmits" not in self.config.model_fields_set:
+            self.config = self.config.model_copy(update={"max_resubmits": config.max_retries})
 
     # -- start ----------------------------------------------------------------------
     def resource_args(self) -> list[str]:
@@ -327,8 +329,10 @@ class SlurmRunner(Runner):
             await self.start()
         except BaseException as exc:
             self._flush = None
-            # A TrialError, so each trial's failure reason is the cause itself.
-            error = InfrastructureError(str(exc) if isinstance(exc, Exception) else "cancelled")
+            # A TrialError, so each trial's failure reason is the cause itself. Not
+            # retried: the connection already was, and a bad option stays bad.
+            why = str(exc) if isinstance(exc, Exception) else "cancelled"
+            error = InfrastructureError(why, retryable=False)
             for task in self._take_queue():
                 _settle(task, error=error)
             raise
@@ -348,10 +352,16 @@ class SlurmRunner(Runner):
         """Submit ``tasks`` as one array; on failure, fail them with the reason."""
         number = next(self._submissions)
         directory = f"{self._session_dir}/a{number}"
+        name = f"axs-{self._session}-a{number}"
         for index, task in enumerate(tasks):
             task.workdir, task.state = f"{directory}/{index}", "SUBMITTING"
+            task.job.info.pop("slurm_job_id", None)
+            task.job.info.update(slurm_job_name=name, slurm_array_task=index, job_dir=task.workdir)
         try:
-            job_id = await self._sbatch(directory, f"axs-{self._session}-a{number}", tasks)
+            # In the checkpoint before sbatch: a driver killed right after it can
+            # still find the array by its name instead of leaving it orphaned.
+            await _record_info(tasks)
+            job_id = await self._sbatch(directory, name, tasks)
         except Exception as exc:  # noqa: BLE001 - any failure to submit fails these trials
             error = exc if isinstance(exc, TrialError) else InfrastructureError(str(exc))
             for task in tasks:
@@ -370,10 +380,45 @@ class SlurmRunner(Runner):
             self._arrays[job_id][index] = task
             task.submitted.set()
         logger.info("submitted %d trials as Slurm array %s", len(tasks), job_id)
+        self._track()
+        await _record_info(tasks)
+
+    def _track(self) -> None:
+        """Poll soon, starting the poll loop if it is not running."""
         self._backoff.reset()
         if self._poller is None or self._poller.done():
             self._poller = asyncio.create_task(self._poll(), name="ax-scheduler-sacct")
             self._poller.add_done_callback(self._poller_ended)
+
+    async def reattach(self, job: Job) -> Awaitable[Any] | None:
+        """Follow a job a previous driver submitted, by its id or its array's name.
+
+        A job that was never submitted (the driver died first) is submitted now.
+        """
+        slurm_id = job.info.get("slurm_job_id")
+        name, number = job.info.get("slurm_job_name"), job.info.get("slurm_array_task")
+        if slurm_id is None and name is not None and number is not None:
+            array = await self._array_named(str(name))
+            slurm_id = None if array is None else f"{array}_{number}"
+        if slurm_id is None or not job.info.get("job_dir"):
+            logger.info("trial %d never reached Slurm; submitting it now", job.trial_index)
+            return asyncio.ensure_future(self.run(job))
+        task = _Task(job, asyncio.get_running_loop().create_future())
+        task.slurm_id, task.workdir, task.state = str(slurm_id), str(job.info["job_dir"]), "SEEN"
+        task.job.info["slurm_job_id"] = task.slurm_id
+        task.submitted.set()
+        array_id, _, task_number = task.slurm_id.partition("_")
+        self._arrays.setdefault(array_id, {})[int(task_number)] = task
+        self._track()
+        return asyncio.ensure_future(self._outcome(task))
+
+    async def _array_named(self, name: str) -> str | None:
+        """The id of the job array named ``name``, running or finished, if any."""
+        result = await self.transport.run(
+            ["sacct", "-n", "-P", "-X", f"--name={name}", "--starttime=now-30days", "-o", "JobID"]
+        )
+        ids = [line.split("_")[0] for line in result.stdout.split() if line.strip()]
+        return ids[0] if result.ok and ids else None
 
     async def _sbatch(self, directory: str, name: str, tasks: list[_Task]) -> str:
         manifest = await self._manifest(tasks)
@@ -487,7 +532,8 @@ class SlurmRunner(Runner):
         logger.error("Slurm status polling stopped: %r", error, exc_info=error)
         for array in self._arrays.values():
             for task in array.values():
-                _settle(task, error=InfrastructureError(f"status polling stopped: {error!r}"))
+                failure = InfrastructureError(f"status polling stopped: {error!r}", retryable=False)
+                _settle(task, error=failure)
         self._arrays.clear()
 
     async def _query(self) -> list[TaskState] | None:
@@ -577,7 +623,9 @@ class SlurmRunner(Runner):
 
     async def _resubmit_or_fail(self, task: _Task, where: str) -> None:
         if task.resubmits >= self.config.max_resubmits:
-            raise InfrastructureError(f"{where}; gave up after {task.resubmits} resubmissions")
+            raise InfrastructureError(
+                f"{where}; gave up after {task.resubmits} resubmissions", retryable=False
+            )
         assert task.slurm_id is not None
         await self._scancel([task.slurm_id])  # a PREEMPTED job may requeue itself
         task.resubmits += 1
@@ -641,7 +689,10 @@ class SlurmRunner(Runner):
         if live:
             await shielded(self._scancel([task.slurm_id for task in live if task.slurm_id]))
         for task in live:
-            _settle(task, error=InfrastructureError("the runner was closed; its job was cancelled"))
+            closed = InfrastructureError(
+                "the runner was closed; its job was cancelled", retryable=False
+            )
+            _settle(task, error=closed)
         if self._poller is not None:
             self._poller.cancel()
             # A poller that crashed was reported by _poller_ended already.
@@ -649,6 +700,13 @@ class SlurmRunner(Runner):
                 await self._poller
         await self.transport.aclose()
         self._started = False
+
+
+async def _record_info(tasks: list[_Task]) -> None:
+    """Record the jobs' handles together (one checkpoint write for the whole array)."""
+    recorded = [task.job.record_info() for task in tasks if task.job.on_info is not None]
+    if recorded:
+        await asyncio.gather(*recorded)
 
 
 def _settle(task: _Task, *, value: Any = None, error: BaseException | None = None) -> None:

@@ -41,7 +41,7 @@ import cloudpickle
 
 from .. import _jobworker
 from .._aio import shielded
-from .._config import SSHConfig, SSHHost
+from .._config import SchedulerConfig, SSHConfig, SSHHost
 from .._exceptions import (
     ConfigError,
     InfrastructureError,
@@ -321,7 +321,7 @@ class SSHRunner(Runner):
             InfrastructureError: SFTP refused a file operation.
         """
         if self._closed:
-            raise InfrastructureError(CLOSED)
+            raise InfrastructureError(CLOSED, retryable=False)
         if host.down is not None:
             raise _Lost(host.down)
         try:
@@ -360,7 +360,7 @@ class SSHRunner(Runner):
         """
         while True:
             if self._closing:
-                raise InfrastructureError("the SSH runner was closed")
+                raise InfrastructureError("the SSH runner was closed", retryable=False)
             up = [host for host in self._hosts if host.down is None]
             if not up:
                 raise InfrastructureError(f"every SSH host is down: {self._why_down()}")
@@ -392,7 +392,8 @@ class SSHRunner(Runner):
         try:
             await self.start()
         except RunnerError as exc:  # a batch's first trial starts the runner
-            raise InfrastructureError(str(exc)) from None
+            # Not retried: connecting was, and a refused key stays refused.
+            raise InfrastructureError(str(exc), retryable=False) from None
         resubmits = 0
         while True:
             host = await self._take_slot()
@@ -403,7 +404,9 @@ class SSHRunner(Runner):
             finally:
                 self._free_slot(host)
             if resubmits >= self.config.max_resubmits:
-                raise InfrastructureError(f"{reason}; gave up after {resubmits} resubmissions")
+                raise InfrastructureError(
+                    f"{reason}; gave up after {resubmits} resubmissions", retryable=False
+                )
             resubmits += 1
             job.info.update(resubmits=resubmits)
             logger.warning(
@@ -434,7 +437,7 @@ class SSHRunner(Runner):
         finally:
             self._running.discard(process)
         if self._closing:
-            raise InfrastructureError(CLOSED)
+            raise InfrastructureError(CLOSED, retryable=False)
         return await self._result(process, ended, script=isinstance(job.objective, ScriptObjective))
 
     async def _write_manifest(self, process: _Process, job: Job) -> None:
@@ -497,6 +500,7 @@ class SSHRunner(Runner):
                     process.take_pids(line, PID_MARKER)
                 if process.pid:
                     job.info.update(pid=process.pid)
+                    await job.record_info()
                 return await chan.wait()
         except (ConnectionDropped, asyncssh.Error, OSError) as exc:
             logger.warning(
@@ -515,7 +519,7 @@ class SSHRunner(Runner):
         """
         host = process.host
         if self._closing:
-            raise InfrastructureError(CLOSED)
+            raise InfrastructureError(CLOSED, retryable=False)
         if process.pid is None and not await self._pids_from_file(process):
             raise _Lost(f"the connection to {host.address} dropped while the worker started")
         job.info.update(pid=process.pid)
@@ -610,6 +614,46 @@ class SSHRunner(Runner):
             if time.monotonic() > deadline:
                 return
             await asyncio.sleep(0.2)  # the file is remote: there is no event to wait on
+
+    # -- resuming -------------------------------------------------------------------
+    def use_config(self, config: SchedulerConfig) -> None:
+        """Take ``max_retries`` as ``max_resubmits`` unless this runner's config sets it."""
+        if "max_resubmits" not in self.config.model_fields_set:
+            self.config = self.config.model_copy(update={"max_resubmits": config.max_retries})
+
+    async def reattach(self, job: Job) -> Awaitable[Any] | None:
+        """Follow a worker a previous driver started, from its host and directory.
+
+        A trial that never got a host is started now; one whose host is not in
+        this runner's pool cannot be followed (None: it is marked FAILED).
+        """
+        address, workdir = job.info.get("host"), job.info.get("job_dir")
+        if address is None or workdir is None:
+            return self.run(job)
+        host = next((host for host in self._hosts if host.address == address), None)
+        if host is None:
+            logger.error("trial %d ran on %s, which is not in %r", job.trial_index, address, self)
+            return None
+        return self._follow(host, job, str(workdir))
+
+    async def _follow(self, host: _Host, job: Job, workdir: str) -> Any:
+        host.running += 1  # it holds a slot there, as it did before the restart
+        process = _Process(host, workdir)
+        self._running.add(process)
+        try:
+            ended = await self._reattach(process, job)
+            return await self._result(
+                process, ended, script=isinstance(job.objective, ScriptObjective)
+            )
+        except _Lost as exc:
+            # Nothing of it runs: a fresh start is not a duplicate.
+            raise InfrastructureError(str(exc)) from None
+        except asyncio.CancelledError:
+            await shielded(self._stop(process))
+            raise
+        finally:
+            self._running.discard(process)
+            self._free_slot(host)
 
     async def aclose(self) -> None:
         """Kill every trial process group still running, then close the connections."""
