@@ -190,9 +190,9 @@ def test_docker_run_command_line(tmp_path: Path) -> None:
     )
     job = Job(3, {"x": 1.0}, objective, "exp-trial-3", workdir=tmp_path / "exp-trial-3")
     argv = docker_run_argv("docker", objective, job, "axs-exp-trial-3-ab", "1000:1000")
-    assert argv[:6] == ["docker", "run", "--rm", "--name", "axs-exp-trial-3-ab", "--user"]
-    assert ["--volume", f"{tmp_path}/exp-trial-3:/job", "--workdir", "/job"] == argv[7:11]
-    assert ["--volume", f"{tmp_path}:/app/data"] == argv[11:13]
+    assert argv[:5] == ["docker", "run", "--name", "axs-exp-trial-3-ab", "--user"]
+    assert ["--volume", f"{tmp_path}/exp-trial-3:/job", "--workdir", "/job"] == argv[6:10]
+    assert ["--volume", f"{tmp_path}:/app/data"] == argv[10:12]
     assert "DEBUG=1" in argv
     assert "JOB_PARAMS_FILE=/job/params.json" in argv
     limits = ["--cpus", "2.0", "--memory", "4g", "--gpus", "all", "--network", "none"]

@@ -80,7 +80,9 @@ def docker_run_argv(
         "JOB_WORKDIR": inside["workdir"],
         **dict(objective.env),
     }
-    argv = [engine, "run", "--rm", "--name", name, "--user", user]
+    # No --rm: the runner removes the container once it has read the result, so a
+    # driver that dies in between finds it (and its exit code) when it resumes.
+    argv = [engine, "run", "--name", name, "--user", user]
     argv += ["--volume", f"{job.workdir}:{CONTAINER_WORKDIR}", "--workdir", CONTAINER_WORKDIR]
     for host, target in objective.volumes:
         argv += ["--volume", f"{host}:{target}"]

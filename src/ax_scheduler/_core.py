@@ -49,8 +49,8 @@ Best = Parameters | list[Parameters] | None
 
 #: Why trials were cancelled when the user pressed Ctrl-C or cancelled the task.
 CANCELLED_BY_USER = "cancelled by user"
-#: Why a trial whose job could not outlive the driver is FAILED on resume.
-DRIVER_RESTARTED = "driver restarted: its job ran in the driver's own worker processes"
+#: How the reason starts for a trial whose job could not outlive the driver (resume).
+DRIVER_RESTARTED = "driver restarted"
 
 
 @dataclass(frozen=True)
@@ -174,7 +174,7 @@ class Scheduler:
 
     async def _record_job_info(self, index: int) -> None:
         """Put the job's handle into its trial and the checkpoint, and wait for both."""
-        await self._call_ax(self.ax.note, index, **self._job_info(index))
+        await self._call_ax(functools.partial(self.ax.note, index, **self._job_info(index)))
         if self.checkpoint is not None:
             await self.checkpoint.flush()
 
@@ -650,10 +650,13 @@ class Scheduler:
 
     async def _fail_lost(self, index: int, runner: Any, parameters: Parameters) -> None:
         if runner == self.runner.kind:
-            reason = DRIVER_RESTARTED.replace("the driver's", f"the driver's {runner}")
+            reason = (
+                f"{DRIVER_RESTARTED}: its job ran in the previous driver's own {runner}"
+                " worker processes, which died with it"
+            )
         else:
             reason = (
-                f"driver restarted: the trial ran on a {runner!r} runner and cannot be"
+                f"{DRIVER_RESTARTED}: the trial ran on a {runner!r} runner and cannot be"
                 f" re-attached by {self.runner!r}"
             )
         await self._call_ax(self._fail_sync, index, reason)

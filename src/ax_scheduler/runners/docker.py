@@ -19,7 +19,7 @@ import anyio
 
 from .._aio import shielded
 from .._container import container_name, docker_run_argv
-from .._exceptions import InfrastructureError, ObjectiveError, RunnerError
+from .._exceptions import InfrastructureError, RunnerError
 from .._jobs import ContainerObjective, Job, Objective
 from .._script import TrialFiles, run_logged
 from ._base import Runner
@@ -62,6 +62,7 @@ class DockerRunner(Runner):
         self.user = user or f"{os.getuid()}:{os.getgid()}"
         self._engine_ok = False
         self._images_ok: set[str] = set()
+        self._removals: set[asyncio.Future[tuple[int, str]]] = set()
 
     @property
     def capacity(self) -> int:
@@ -133,6 +134,7 @@ class DockerRunner(Runner):
             await self._stop_container(name, process)
 
         code = await run_logged(argv, files, None, objective.timeout, stop=stop)
+        self._remove_later(name)
         if code == DOCKER_RUN_FAILED:
             tail = await anyio.to_thread.run_sync(files.stderr_tail)
             raise InfrastructureError(f"docker run could not start {name} (exit 125): {tail}")
@@ -165,23 +167,45 @@ class DockerRunner(Runner):
         return self._rejoin(job, str(name))
 
     async def _rejoin(self, job: Job, name: str) -> Any:
+        """Wait for the container ``name``; containers are removed only after their
+        result was read, so one that does not exist never ran or was fully read."""
         files = TrialFiles(Path(job.info.get("job_dir") or str(job.workdir)))
+        found, _ = await _capture(self.engine, "container", "inspect", "--format", "{{.Id}}", name)
+        if found != 0:
+            if await anyio.to_thread.run_sync(files.result.exists):
+                return await anyio.to_thread.run_sync(files.read_result, 0)
+            logger.info(
+                "trial %d: container %s was never created (the driver died first); starting it",
+                job.trial_index,
+                name,
+            )
+            return await self.run(job)
         try:
             code, out = await _capture(self.engine, "wait", name)
+            await self._save_logs(name, files)
         except asyncio.CancelledError:
             await shielded(self._stop_by_name(name))
             raise
-        if code == 0 and out.strip().isdigit():
-            return await anyio.to_thread.run_sync(files.read_result, int(out.strip()))
-        # Gone (``--rm``) before we looked: its files are all that is left.
-        if await anyio.to_thread.run_sync(files.result.exists):
-            logger.info("container %s ended while the driver was down; reading its result", name)
-            return await anyio.to_thread.run_sync(files.read_result, 0)
-        tail = await anyio.to_thread.run_sync(files.stderr_tail)
-        raise ObjectiveError(
-            f"container {name} ended while the driver was down and left no result file"
-            f" {str(files.result)!r}; stderr ends: {tail or '(empty)'}"
-        )
+        self._remove_later(name)
+        if code != 0 or not out.strip().isdigit():
+            raise InfrastructureError(f"docker wait {name} failed: {out.strip()}")
+        return await anyio.to_thread.run_sync(files.read_result, int(out.strip()))
+
+    async def _save_logs(self, name: str, files: TrialFiles) -> None:
+        """The container's whole output, which the dead driver no longer streamed."""
+        out = await anyio.to_thread.run_sync(files.stdout.open, "wb")
+        err = await anyio.to_thread.run_sync(files.stderr.open, "wb")
+        with out, err:
+            process = await asyncio.create_subprocess_exec(
+                self.engine, "logs", name, stdout=out, stderr=err
+            )
+            await process.wait()
+
+    def _remove_later(self, name: str) -> None:
+        """``docker rm`` an ended container without holding up its trial's slot."""
+        removal = asyncio.ensure_future(_capture(self.engine, "rm", "--force", name))
+        self._removals.add(removal)
+        removal.add_done_callback(self._removals.discard)
 
     async def _stop_container(self, name: str, process: asyncio.subprocess.Process) -> None:
         await self._stop_by_name(name)
@@ -190,7 +214,12 @@ class DockerRunner(Runner):
     async def _stop_by_name(self, name: str) -> None:
         grace = f"{self.stop_grace_seconds:g}"
         await _capture(self.engine, "stop", "--time", grace, name)
-        await _capture(self.engine, "kill", name)  # a no-op when stop worked
+        await _capture(self.engine, "rm", "--force", name)  # kills it if stop did not
+
+    async def aclose(self) -> None:
+        """Wait until ended containers are removed."""
+        if self._removals:
+            await shielded(asyncio.gather(*self._removals))
 
 
 async def _capture(*argv: str) -> tuple[int, str]:
