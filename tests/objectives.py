@@ -103,3 +103,22 @@ def returns_for_negative_x(returned: Any, p: dict[str, Any]) -> Any:
     bad result and a good trial next to it.
     """
     return returned if p["x"] < 0 else rosenbrock_dict(p)
+
+
+def dies_on_first_attempt(marker_dir: str, p: dict[str, Any]) -> dict[str, float]:
+    """Kills its worker the first time it runs for these parameters (a flaky node)."""
+    marker = os.path.join(marker_dir, f"{p['x']:.6f}")
+    with open(marker, "a") as file:
+        file.write("attempt\n")
+    with open(marker) as file:
+        if len(file.read().split()) == 1:
+            os._exit(9)
+    return rosenbrock_dict(p)
+
+
+def one_second_counted(marker_dir: str, p: dict[str, Any]) -> dict[str, float]:
+    """Counts its calls per parameters in ``marker_dir``, then sleeps a second."""
+    with open(os.path.join(marker_dir, f"{p['x']:.6f}"), "a") as file:
+        file.write("call\n")
+    time.sleep(1.0)
+    return rosenbrock_dict(p)

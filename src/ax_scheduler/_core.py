@@ -99,6 +99,7 @@ class Scheduler:
         self._reattached: set[asyncio.Task[None]] = set()  # not yet adopted by a run
         self._interrupt_reason: str | None = None  # set by the facade on Ctrl-C
         self.last_run: RunSummary | None = None
+        self._sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep  # tests inject a clock
         self._failures_checked = 0  # len(_failed) at the last failure-rate check
         self._ax_thread = ThreadPoolExecutor(1, thread_name_prefix="ax-scheduler-ax")
         self._tasks: dict[int, asyncio.Task[None]] = {}
@@ -267,7 +268,7 @@ class Scheduler:
                     retries,
                     self.config.max_retries,
                 )
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
             await job.record_info()
             work = self.runner.run(job)
 

@@ -1,0 +1,198 @@
+"""Failure handling: infrastructure failures retried, objective failures not, and
+what a run's timeout does to running trials."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import objectives
+from ax_scheduler import (
+    AxScheduler,
+    InfrastructureError,
+    Job,
+    JobLibRunner,
+    ObjectiveError,
+    Runner,
+)
+from conftest import experiment_of, legacy_client, statuses
+
+
+def metadata(client: Any, index: int) -> dict[str, Any]:
+    return dict(experiment_of(client).trials[index].run_metadata["ax_scheduler"])
+
+
+def attempts(directory: Path) -> dict[str, int]:
+    return {f.name: len(f.read_text().split()) for f in directory.iterdir()}
+
+
+# -- with real worker processes ----------------------------------------------------
+def test_a_worker_that_dies_once_is_retried_on_a_fresh_worker(
+    scheduler_factory: Any, tmp_path: Path
+) -> None:
+    client = legacy_client()
+    flaky = functools.partial(objectives.dies_on_first_attempt, str(tmp_path))
+    scheduler = scheduler_factory(client, JobLibRunner(n_jobs=2), flaky, retry_delay=0.05)
+    with scheduler.batch_trial_context() as batch:
+        batch.add_trial({"x": 0.5, "y": 0.5})
+        batch.add_trial({"x": -0.5, "y": 0.5})
+
+    assert statuses(client) == {0: "COMPLETED", 1: "COMPLETED"}
+    assert attempts(tmp_path) == {"0.500000": 2, "-0.500000": 2}
+    for index in (0, 1):
+        info = metadata(client, index)
+        assert info["retries"] == 1
+        assert "worker process died" in info["last_retry_reason"]
+
+
+def test_a_trial_whose_worker_always_dies_fails_after_max_retries(scheduler_factory: Any) -> None:
+    client = legacy_client()
+    scheduler = scheduler_factory(
+        client, JobLibRunner(n_jobs=2), objectives.dies_when_x_negative, retry_delay=0.05
+    )
+    with scheduler.batch_trial_context() as batch:
+        batch.add_trial({"x": -1.0, "y": 1.0})
+        batch.add_trial({"x": 1.0, "y": 1.0})
+
+    assert statuses(client) == {0: "FAILED", 1: "COMPLETED"}
+    reason = experiment_of(client).trials[0].status_reason
+    assert "worker process died" in reason
+    assert reason.endswith("(after 2 retries)")
+    assert metadata(client, 0)["failure_kind"] == "infrastructure"
+    assert metadata(client, 0)["retries"] == 2
+
+
+def test_objective_failures_are_never_retried(scheduler_factory: Any, tmp_path: Path) -> None:
+    client = legacy_client()
+    scheduler = scheduler_factory(client, JobLibRunner(n_jobs=1), objectives.fails_when_x_negative)
+    with scheduler.batch_trial_context() as batch:
+        batch.add_trial({"x": -1.0, "y": 1.0})
+    assert statuses(client) == {0: "FAILED"}
+    info = metadata(client, 0)
+    assert "retries" not in info
+    assert info["failure_kind"] == "objective"
+    assert "ZeroDivisionError: simulated crash at x=-1.0" in info["failure_reason"]
+
+
+def test_trial_timeouts_are_classified_as_timeouts(scheduler_factory: Any) -> None:
+    client = legacy_client()
+    scheduler = scheduler_factory(client, objective=objectives.sleep_forever, trial_timeout=0.3)
+    with scheduler.batch_trial_context() as batch:
+        batch.add_trial({"x": 0.0, "y": 0.0})
+    assert metadata(client, 0)["failure_kind"] == "timeout"
+    assert metadata(client, 0)["failure_reason"].startswith("timeout: trial 0")
+
+
+# -- the retry logic, with a scripted runner and clock ----------------------------
+class ScriptedRunner(Runner):
+    """Each run() pops the next outcome: an exception to raise or a value to return."""
+
+    kind = "scripted"
+
+    def __init__(self, outcomes: Sequence[Any]) -> None:
+        self.outcomes = list(outcomes)
+        self.runs = 0
+
+    @property
+    def capacity(self) -> int:
+        return 1
+
+    async def run(self, job: Job) -> Any:
+        self.runs += 1
+        outcome = self.outcomes.pop(0)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+
+async def run_one(runner: ScriptedRunner, **config: Any) -> tuple[Any, list[float]]:
+    client = legacy_client()
+    pauses: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+
+    async with AxScheduler(client, runner, config) as scheduler:
+        scheduler._core._sleep = sleep
+        scheduler.set_objective_function(objectives.rosenbrock_dict)
+        async with scheduler.batch_trial_context_async() as batch:
+            batch.add_trial({"x": 1.0, "y": 1.0})
+    return client, pauses
+
+
+async def test_retries_back_off_exponentially_and_then_give_up() -> None:
+    lost = [InfrastructureError(f"node {n} failed") for n in range(4)]
+    runner = ScriptedRunner(lost)
+    client, pauses = await run_one(runner, max_retries=3, retry_delay=2.0)
+    assert runner.runs == 4
+    assert pauses == [2.0, 4.0, 8.0]
+    assert experiment_of(client).trials[0].status_reason == "node 3 failed (after 3 retries)"
+
+
+async def test_a_retry_that_succeeds_completes_the_trial() -> None:
+    runner = ScriptedRunner([InfrastructureError("preempted"), {"objective": 0.0}])
+    client, pauses = await run_one(runner)
+    assert statuses(client) == {0: "COMPLETED"}
+    assert pauses == [1.0]  # the default retry_delay
+    assert metadata(client, 0)["last_retry_reason"] == "preempted"
+
+
+@pytest.mark.parametrize(
+    ("failure", "config"),
+    [
+        (InfrastructureError("gave up after 2 resubmissions", retryable=False), {}),
+        (InfrastructureError("host down"), {"max_retries": 0}),
+        (ObjectiveError("ValueError: bad input"), {}),
+    ],
+    ids=["runner-already-resubmitted", "max_retries-0", "objective-error"],
+)
+async def test_failures_that_are_not_retried(failure: Exception, config: dict[str, Any]) -> None:
+    runner = ScriptedRunner([failure])
+    client, pauses = await run_one(runner, **config)
+    assert runner.runs == 1
+    assert pauses == []
+    assert experiment_of(client).trials[0].status_reason == str(failure)
+
+
+# -- a run's timeout -----------------------------------------------------------------
+@pytest.mark.parametrize("on_timeout", ["cancel", "finish"])
+def test_run_timeout_cancels_or_lets_running_trials_finish(
+    scheduler_factory: Any, tmp_path: Path, on_timeout: str
+) -> None:
+    client = legacy_client()
+    counted = functools.partial(objectives.one_second_counted, str(tmp_path))
+    scheduler = scheduler_factory(client, JobLibRunner(n_jobs=2), counted, prefetch_trials=0)
+    scheduler.run_optimization(max_trials=6, timeout=0.5, on_timeout=on_timeout)
+
+    summary = scheduler.last_run
+    assert summary.timed_out
+    assert summary.on_timeout == on_timeout
+    assert summary.trials == [0, 1]  # no trial started after the timeout
+    if on_timeout == "finish":
+        assert statuses(client) == {0: "COMPLETED", 1: "COMPLETED"}
+        assert summary.completed == [0, 1]
+        assert summary.abandoned == {}
+    else:
+        assert statuses(client) == {0: "ABANDONED", 1: "ABANDONED"}
+        assert set(summary.abandoned) == {0, 1}
+        assert "timeout of 0.5 s reached" in summary.abandoned[0]
+
+
+def test_a_run_without_timeout_says_so(scheduler_factory: Any) -> None:
+    client = legacy_client()
+    scheduler = scheduler_factory(client, objective=objectives.rosenbrock_dict)
+    assert scheduler.last_run is None
+    scheduler.run_optimization(max_trials=3)
+    summary = scheduler.last_run
+    assert (summary.timed_out, summary.on_timeout) == (False, None)
+    assert summary.completed == [0, 1, 2]
+
+
+def test_on_timeout_is_validated(scheduler_factory: Any) -> None:
+    scheduler = scheduler_factory(legacy_client(), objective=objectives.rosenbrock_dict)
+    with pytest.raises(ValueError, match=r"on_timeout must be 'cancel'.*or 'finish'.*got 'wait'"):
+        scheduler.run_optimization(max_trials=1, timeout=1, on_timeout="wait")
