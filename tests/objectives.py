@@ -34,6 +34,11 @@ def one_second_rosenbrock(p: dict[str, Any]) -> dict[str, float]:
     return rosenbrock_dict(p)
 
 
+def three_second_rosenbrock(p: dict[str, Any]) -> dict[str, float]:
+    time.sleep(3.0)
+    return rosenbrock_dict(p)
+
+
 def sleep_forever(p: dict[str, Any]) -> dict[str, float]:
     """Writes its pid so a test can check the process was killed."""
     marker = os.environ.get("AX_SCHEDULER_TEST_PID_DIR")

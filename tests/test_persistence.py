@@ -92,3 +92,25 @@ def test_an_experiment_saved_by_ax_json_store_can_be_continued(tmp_path: Path) -
         resumed.set_objective_function(objectives.rosenbrock_dict)
         resumed.run_optimization(max_trials=2)
         assert list(statuses(resumed.ax_client).values()) == ["COMPLETED"] * 3
+
+
+def test_our_snapshot_is_exactly_what_ax_writes(make_client: Any) -> None:
+    """Snapshots cache each trial's encoded data; the JSON must not change by it."""
+    from ax_scheduler._ax import AxAdapter
+
+    client = make_client()
+    adapter = AxAdapter.wrap(client)
+    with AxScheduler(client, JobLibRunner(n_jobs=2)) as scheduler:
+        scheduler.set_objective_function(objectives.rosenbrock_with_sem)
+        scheduler.run_optimization(max_trials=3)
+        first = adapter.snapshot()  # fills the cache
+        scheduler.run_optimization(max_trials=2)
+
+    ours = adapter.snapshot()  # three trials' data from the cache, two new
+    theirs = (
+        client.to_json_snapshot()
+        if hasattr(client, "to_json_snapshot")
+        else (client._to_json_snapshot())
+    )
+    assert json.dumps(ours, sort_keys=True) == json.dumps(theirs, sort_keys=True)
+    assert first != ours

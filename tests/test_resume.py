@@ -197,7 +197,7 @@ def test_a_killed_local_driver_fails_its_lost_trials_and_can_requeue_them(
     driver = start_driver(
         tmp_path,
         "JobLibRunner(n_jobs=2)",
-        "import objectives; scheduler.set_objective_function(objectives.one_second_rosenbrock)",
+        "import objectives; scheduler.set_objective_function(objectives.three_second_rosenbrock)",
         {"checkpoint_path": str(checkpoint)},
         {},
     )
@@ -207,7 +207,7 @@ def test_a_killed_local_driver_fails_its_lost_trials_and_can_requeue_them(
     def objective(scheduler: AxScheduler) -> None:
         import objectives
 
-        scheduler.set_objective_function(objectives.one_second_rosenbrock)
+        scheduler.set_objective_function(objectives.three_second_rosenbrock)
 
     resumed = finish_resumed(
         checkpoint, JobLibRunner(n_jobs=2), objective, requeue_lost_trials=True

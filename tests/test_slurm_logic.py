@@ -431,3 +431,34 @@ async def test_a_crashed_poll_loop_fails_the_waiting_trials_instead_of_hanging()
     with pytest.raises(InfrastructureError, match=r"status polling stopped.*bug in a poll"):
         await runner.run(jobs(1)[0])
     await runner.aclose()
+
+
+async def test_a_command_cut_off_by_a_dropped_connection_is_never_taken_for_a_failure() -> None:
+    """asyncssh reports a connection killed mid-command as a result without exit
+    status. For sbatch that must be ConnectionDropped (look the job up before
+    submitting again), never an ordinary failure that is retried blindly."""
+    from types import SimpleNamespace
+
+    from ax_scheduler._config import SSHOptions
+    from ax_scheduler._remote import ConnectionDropped, SSHTransport
+
+    class CutOff:
+        closed = False
+
+        async def run(self, command: str, check: bool) -> Any:
+            return SimpleNamespace(exit_status=None, exit_signal=None, stdout="", stderr="")
+
+        def close(self) -> None:
+            self.closed = True
+
+    transport = SSHTransport(SSHOptions(host="login", verify_host_key=False))
+    conn = CutOff()
+
+    async def connection() -> Any:
+        transport._conn = conn  # type: ignore[assignment]
+        return conn
+
+    transport.connection = connection  # type: ignore[method-assign]
+    with pytest.raises(ConnectionDropped, match="dropped while running sbatch"):
+        await transport.run(["sbatch", "job.sh"], idempotent=False)
+    assert conn.closed  # forgotten: the next command reconnects

@@ -17,6 +17,7 @@ from typing import Any
 
 from ax.api.client import Client
 from ax.core.base_trial import BaseTrial
+from ax.core.data import Data
 from ax.core.parameter import ChoiceParameter, FixedParameter, ParameterType, RangeParameter
 from ax.core.search_space import SearchSpace
 from ax.core.trial_status import TrialStatus
@@ -24,6 +25,8 @@ from ax.exceptions.core import DataRequiredError, OptimizationComplete
 from ax.exceptions.generation_strategy import MaxParallelismReachedException
 from ax.service.ax_client import AxClient
 from ax.storage.json_store.decoder import object_from_json
+from ax.storage.json_store.encoder import object_to_json
+from ax.storage.json_store.registry import CORE_CLASS_ENCODER_REGISTRY, CORE_ENCODER_REGISTRY
 
 from ._exceptions import InvalidParametersError
 from ._results import MetricSpec, MetricValues, ax_raw_data
@@ -62,6 +65,26 @@ class AxAdapter:
 
     def __init__(self, client: AxClient | Client) -> None:
         self.client = client
+        self._data_json: dict[tuple[Any, ...], Any] = {}  # see _encode_data
+
+    def _encode_data(self, data: Data) -> dict[str, Any]:
+        """Ax's own JSON for a trial's ``Data``, computed once per distinct content.
+
+        Ax re-encodes every trial's data in every snapshot, building and sorting a
+        DataFrame each time (about 7 ms a trial, 8 s a snapshot at 1,000 trials);
+        the result only changes when the rows do.
+        """
+        key = (type(data).__name__, *(tuple(vars(row).values()) for row in data._data_rows))
+        encoded = self._data_json.get(key)
+        if encoded is None:
+            encoded = self._data_json[key] = object_to_json(CORE_ENCODER_REGISTRY[Data](data))
+        return dict(encoded)
+
+    def _to_json(self, obj: Any) -> Any:
+        registry = {**CORE_ENCODER_REGISTRY, Data: self._encode_data}
+        return object_to_json(
+            obj, encoder_registry=registry, class_encoder_registry=CORE_CLASS_ENCODER_REGISTRY
+        )
 
     @staticmethod
     def wrap(client: Any) -> AxAdapter:
@@ -245,7 +268,13 @@ class LegacyAdapter(AxAdapter):
         return [dict(params) for params, _ in frontier.values()]
 
     def snapshot(self) -> dict[str, Any]:
-        return self.client.to_json_snapshot()
+        # What AxClient.to_json_snapshot() writes, with the data encoding cached.
+        return {
+            "_type": "AxClient",
+            "experiment": self._to_json(self.client._experiment),
+            "generation_strategy": self._to_json(self.client._generation_strategy),
+            "_enforce_sequential_optimization": self.client._enforce_sequential_optimization,
+        }
 
 
 class ModernAdapter(AxAdapter):
@@ -273,7 +302,13 @@ class ModernAdapter(AxAdapter):
         return [dict(params) for params, *_ in self.client.get_pareto_frontier()]
 
     def snapshot(self) -> dict[str, Any]:
-        return self.client._to_json_snapshot()
+        # What Client._to_json_snapshot() writes, with the data encoding cached.
+        strategy = self.client._maybe_generation_strategy
+        return {
+            "_type": "Client",
+            "experiment": self._to_json(self.client._experiment),
+            "generation_strategy": None if strategy is None else self._to_json(strategy),
+        }
 
 
 def client_from_snapshot(snapshot: dict[str, Any]) -> AxClient | Client:

@@ -258,7 +258,11 @@ class SSHTransport(Transport):
                 async with self._sessions:
                     logger.debug("running on %s: %s", self.description, command)
                     result = await conn.run(command, check=False)
-            except _DROPPED as exc:
+                if result.exit_status is None and result.exit_signal is None:
+                    # asyncssh reports a connection killed mid-command this way, not
+                    # by raising: the command may well have run (sbatch!).
+                    raise _ChannelLost("the connection closed before the command's exit")
+            except (*_DROPPED, _ChannelLost) as exc:
                 self._forget(conn)
                 if not idempotent:
                     raise ConnectionDropped(
@@ -343,15 +347,16 @@ class SSHTransport(Transport):
 
     async def _with_sftp(self, operation: Any) -> Any:
         for attempt in range(2):
-            sftp = await self._sftp_client()
-            conn = self._conn
+            conn = None
             try:
+                sftp = await self._sftp_client()
+                conn = self._conn
                 async with self._sessions:
                     return await operation(sftp)
             except asyncssh.SFTPError:
                 raise
             except _DROPPED as exc:
-                self._forget(conn)
+                self._forget(self._conn if conn is None else conn)
                 if attempt == 1:
                     raise RunnerError(
                         f"connection to {self.description} keeps dropping: {exc}"
@@ -365,6 +370,10 @@ class SSHTransport(Transport):
             conn.close()
             with contextlib.suppress(Exception):
                 await conn.wait_closed()
+
+
+class _ChannelLost(Exception):
+    """A command's channel closed without an exit status: the connection broke."""
 
 
 class _Unreachable(Exception):
