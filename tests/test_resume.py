@@ -25,7 +25,14 @@ from typing import Any
 
 import pytest
 
-from ax_scheduler import AxScheduler, CheckpointError, DockerRunner, JobLibRunner, SlurmRunner
+from ax_scheduler import (
+    AxScheduler,
+    CheckpointError,
+    DockerRunner,
+    JobLibRunner,
+    SlurmRunner,
+    SSHRunner,
+)
 from ax_scheduler._ax import client_from_snapshot
 from ax_scheduler._checkpoint import read_checkpoint
 from cluster import TESTS, job_config, queue, ssh_options
@@ -39,7 +46,7 @@ DRIVER = textwrap.dedent(
     sys.path.insert(0, {tests!r})
     os.environ.update({env!r})
     from conftest import legacy_client
-    from ax_scheduler import AxScheduler, DockerRunner, JobLibRunner, SlurmRunner
+    from ax_scheduler import AxScheduler, DockerRunner, JobLibRunner, SlurmRunner, SSHRunner
 
     client = legacy_client()
     scheduler = AxScheduler(client, {runner}, config={config!r})
@@ -186,6 +193,52 @@ def test_a_killed_slurm_driver_resumes_and_uses_each_job_exactly_once(tmp_path: 
         metadata = trials[index].run_metadata["ax_scheduler"]
         assert metadata["slurm_job_id"] == seen[index][1]["slurm_job_id"]
     assert queue() == []
+    assert_nothing_running(resumed)
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_a_killed_ssh_driver_resumes_and_uses_each_worker_exactly_once(tmp_path: Path) -> None:
+    from test_ssh import host
+
+    counted = tmp_path / "calls"
+    counted.mkdir()
+    hosts = [
+        host(tmp_path, slots=3, env={"AXS_TEST_CALLS": str(counted), "PYTHONPATH": str(TESTS)})
+    ]
+    checkpoint = tmp_path / "run.json"
+    set_objective = (
+        "import cluster_objectives;"
+        " scheduler.set_objective_function(cluster_objectives.counted_rosenbrock)"
+    )
+    driver = start_driver(
+        tmp_path,
+        f"SSHRunner(hosts={hosts!r})",
+        set_objective,
+        {"checkpoint_path": str(checkpoint)},
+        {},
+    )
+
+    def worker_started(handle: dict[str, Any]) -> bool:
+        return "job_dir" in handle and Path(handle["job_dir"], "pid").exists()
+
+    seen = kill_when(driver, checkpoint, 2, "job_dir", worker_started)
+    in_flight = {i for i, (status, m) in seen.items() if status == "RUNNING" and worker_started(m)}
+
+    def objective(scheduler: AxScheduler) -> None:
+        import cluster_objectives
+
+        scheduler.set_objective_function(cluster_objectives.counted_rosenbrock)
+
+    resumed = finish_resumed(checkpoint, SSHRunner(hosts=hosts), objective)
+
+    trials = resumed.experiment.trials
+    assert len(trials) == TRIALS
+    assert set(statuses(resumed.ax_client).values()) == {"COMPLETED"}, statuses(resumed.ax_client)
+    assert calls(counted) == Counter({key(t.arm.parameters): 1 for t in trials.values()})
+    assert in_flight
+    for index in in_flight:  # its worker ran: followed in its directory, not restarted
+        assert trials[index].run_metadata["ax_scheduler"]["job_dir"] == seen[index][1]["job_dir"]
     assert_nothing_running(resumed)
 
 

@@ -203,7 +203,7 @@ def test_a_cancelled_run_leaves_no_job_in_the_queue(tmp_path: Path) -> None:
         def cancelled(job_id: str = job_id) -> bool:
             return any(row[2].startswith("CANCELLED") for row in sacct_rows(job_id))
 
-        assert wait_until(cancelled, 10), sacct_rows(job_id)
+        assert wait_until(cancelled, 30), sacct_rows(job_id)
     # On 2 CPUs a third job may still have been pending: check the ones that ran.
     started = [Path(run_metadata(client, i)["job_dir"], "pids") for i in range(3)]
     started = [pids for pids in started if pids.exists()]

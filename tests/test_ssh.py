@@ -431,7 +431,7 @@ def test_a_host_lost_mid_trial_is_marked_down_and_its_trial_resubmitted(
     info = run_metadata(client, lost)
     assert info["host"] == address(SSH_PORTS[1])
     assert info["resubmits"] == 1
-    assert "resubmit-1" in info["job_dir"]
+    assert info["job_dir"].endswith("-attempt-0-1")
     assert "resubmits" not in run_metadata(client, 1 - lost)
 
 

@@ -402,12 +402,15 @@ PID_MARKER = b"axs-pid "
 #: re-attaches after a dropped connection), then exec the rest with output to log
 #: files. sshd makes each session's command a session leader, so the process group
 #: is everything the program starts.
+# The pid line goes to the channel before the pid file is written: if the driver
+# is gone, the echo kills the shell (SIGPIPE) and no pid file claims a worker that
+# never started, so a resumed driver starts it afresh instead of failing it.
 _DETACHED_SCRIPT = """\
 cd -- "$1" || exit
 shift
 g=$(ps -o pgid= -p $$ 2>/dev/null | tr -d ' ')
-echo "$$ ${g:-$$}" > pid
 echo "axs-pid $$ ${g:-$$}"
+echo "$$ ${g:-$$}" > pid
 exec "$@" </dev/null >stdout.log 2>stderr.log
 """
 

@@ -418,7 +418,9 @@ class SSHRunner(Runner):
             )
 
     async def _run_on(self, host: _Host, job: Job, attempt: int) -> Any:
-        suffix = f"-resubmit-{attempt}" if attempt else ""
+        # A fresh directory per start: no file of an earlier attempt is read as this one's.
+        retries = job.info.get("retries", 0)
+        suffix = f"-attempt-{retries}-{attempt}" if attempt or retries else ""
         process = _Process(host, f"{host.session_dir}/trial-{job.trial_index}{suffix}")
         job.info.pop("pid", None)
         job.info.update(
@@ -430,6 +432,9 @@ class SSHRunner(Runner):
         self._running.add(process)
         try:
             await self._write_manifest(process, job)
+            # In the checkpoint before the worker starts: a restarted driver finds
+            # it by its directory (its pid file), or knows it never started.
+            await job.record_info()
             ended = await self._execute(process, job)
         except asyncio.CancelledError:
             await shielded(self._stop(process))
@@ -500,7 +505,6 @@ class SSHRunner(Runner):
                     process.take_pids(line, PID_MARKER)
                 if process.pid:
                     job.info.update(pid=process.pid)
-                    await job.record_info()
                 return await chan.wait()
         except (ConnectionDropped, asyncssh.Error, OSError) as exc:
             logger.warning(
