@@ -18,7 +18,6 @@ import functools
 import logging
 import math
 import shutil
-import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -656,14 +655,9 @@ def ssh_changed_host_key(tmp_path: Path) -> Unusable:
 
 def docker_missing_image(tmp_path: Path) -> Unusable:
     """Needs the engine (test_docker.py fails, not skips, without one)."""
-    if (
-        shutil.which("docker") is None
-        or subprocess.run(["docker", "info"], capture_output=True).returncode
-    ):
-        pytest.fail(
-            "no Docker engine: run `ci/start-docker.sh` as root and export"
-            " DOCKER_HOST=unix:///tmp/localdocker/run/docker.sock (or deselect: -m 'not docker')"
-        )
+    from test_docker import require_docker
+
+    require_docker()
     return Unusable(DockerRunner(max_parallel=2), [f"image {MISSING_IMAGE!r} is not in the engine"])
 
 

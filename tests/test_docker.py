@@ -39,9 +39,8 @@ def our_containers() -> list[str]:
     return result.stdout.split()
 
 
-@pytest.fixture(autouse=True)
-def docker_engine() -> Iterator[None]:
-    """A reachable engine before each test; none of our containers left after it."""
+def require_docker() -> None:
+    """Fail (not skip) without a reachable engine, saying how to start one."""
     if (
         shutil.which("docker") is None
         or subprocess.run(["docker", "info"], capture_output=True).returncode
@@ -50,6 +49,12 @@ def docker_engine() -> Iterator[None]:
             "no Docker engine: run `ci/start-docker.sh` as root and export"
             " DOCKER_HOST=unix:///tmp/localdocker/run/docker.sock (or deselect: -m 'not docker')"
         )
+
+
+@pytest.fixture(autouse=True)
+def docker_engine() -> Iterator[None]:
+    """A reachable engine before each test; none of our containers left after it."""
+    require_docker()
     yield
     assert our_containers() == [], "containers left behind"
 

@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,46 @@ def test_container_objective_example_runs(tmp_path: Path) -> None:
     out = run_example("container_objective.py", tmp_path)
     assert "best parameters:" in out
     assert "simulated x=0.500 y=0.500: energy 6.500" in out
+
+
+@pytest.mark.slow
+def test_the_resumable_campaign_survives_kill_minus_nine(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    from ax_scheduler._ax import client_from_snapshot
+
+    def trials() -> dict[int, str]:
+        try:
+            snapshot = json.loads((tmp_path / "campaign.json").read_text())["client"]
+        except (FileNotFoundError, ValueError, KeyError):
+            return {}
+        experiment = client_from_snapshot(snapshot).experiment
+        return {i: t.status.name for i, t in experiment.trials.items()}
+
+    first = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "resumable_campaign.py")],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = 120
+        while deadline > 0 and list(trials().values()).count("COMPLETED") < 2:
+            time.sleep(0.5)
+            deadline -= 0.5
+    finally:
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+    before = trials()
+    lost = [i for i, status in before.items() if status == "RUNNING"]
+
+    out = run_example("resumable_campaign.py", tmp_path)  # the same command, again
+
+    after = trials()
+    assert "best parameters:" in out
+    assert [after[i] for i in lost] == ["FAILED"] * len(lost)
+    assert list(after.values()).count("COMPLETED") == 12 - len(lost)
+    assert len(after) == 12
+    again = run_example("resumable_campaign.py", tmp_path)  # nothing left to do
+    assert "this run: 0 trials" in again
