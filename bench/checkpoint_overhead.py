@@ -2,12 +2,13 @@
 
 Run from the repository root::
 
-    python bench/checkpoint_overhead.py [--trials 1000] [--reps 1]
+    python bench/checkpoint_overhead.py [--trials 1000] [--reps 1] [--sleep 0]
 
 Each repetition times ``run_optimization(max_trials=N)`` of no-op trials (Sobol
 only, 4 local worker processes) twice, interleaved: once without a checkpoint,
 once with ``config={"checkpoint_path": ...}``. No-op trials make this the worst
-case: with real trials the same writes hide behind their run time. It prints both
+case: with real trials the same writes hide behind their run time (``--sleep S``
+makes each trial sleep S seconds, to see how much). It prints both
 wall times, the overhead ratio (target: under 1.05 at 1,000 trials), how many
 checkpoint writes there were and the seconds they took, and the size of the file.
 The file is then resumed, to show it is complete: every trial COMPLETED.
@@ -16,6 +17,7 @@ The file is then resumed, to show it is complete: every trial COMPLETED.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import tempfile
 import time
@@ -38,12 +40,18 @@ def noop_objective(p: dict[str, float]) -> dict[str, float]:
     return {"objective": (1 - p["x"]) ** 2 + 100 * (p["y"] - p["x"] ** 2) ** 2}
 
 
-def run(n_trials: int, checkpoint: Path | None) -> tuple[float, int, float]:
+def sleepy_objective(seconds: float, p: dict[str, float]) -> dict[str, float]:
+    time.sleep(seconds)
+    return noop_objective(p)
+
+
+def run(n_trials: int, checkpoint: Path | None, sleep: float) -> tuple[float, int, float]:
     """Wall seconds of the run, and the checkpoint writes and seconds it took."""
     client = make_client()
     config = {"checkpoint_path": str(checkpoint)} if checkpoint else {}
     scheduler = AxScheduler(client, JobLibRunner(n_jobs=SLOTS), config)
-    scheduler.set_objective_function(noop_objective)
+    objective = functools.partial(sleepy_objective, sleep) if sleep else noop_objective
+    scheduler.set_objective_function(objective)
     try:
         scheduler.run_optimization(max_trials=2)  # pool start-up and warm-up, untimed
         started = time.perf_counter()
@@ -61,6 +69,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--reps", type=int, default=1)
+    parser.add_argument("--sleep", type=float, default=0.0)
     args = parser.parse_args()
     silence_ax()
     plain, checked, writes, write_seconds = [], [], [], []
@@ -68,8 +77,8 @@ def main() -> None:
         path = Path(directory) / "run.json"
         for rep in range(args.reps):
             path.unlink(missing_ok=True)
-            plain.append(run(args.trials, None)[0])
-            wall, count, seconds = run(args.trials, path)
+            plain.append(run(args.trials, None, args.sleep)[0])
+            wall, count, seconds = run(args.trials, path, args.sleep)
             checked.append(wall)
             writes.append(count)
             write_seconds.append(seconds)
@@ -79,7 +88,8 @@ def main() -> None:
         done = completed_count(resumed.ax_client)
         resumed.close()
     base, ours = statistics.median(plain), statistics.median(checked)
-    print(f"\n{args.trials} no-op trials, {SLOTS} slots, median of {args.reps}")
+    kind = f"{args.sleep:g} s" if args.sleep else "no-op"
+    print(f"\n{args.trials} {kind} trials, {SLOTS} slots, median of {args.reps}")
     print(f"  without checkpoint:  {base:8.1f} s  ({1000 * base / args.trials:.1f} ms/trial)")
     print(f"  with checkpoint:     {ours:8.1f} s  ({1000 * ours / args.trials:.1f} ms/trial)")
     print(f"  overhead:            {ours / base:8.3f}x  (target < 1.05)")
