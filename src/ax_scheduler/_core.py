@@ -318,10 +318,7 @@ class Scheduler:
                 value = exc
             except Exception as exc:  # noqa: BLE001 - Ax refused the data
                 value = TrialError(f"Ax rejected the result {value!r}: {type(exc).__name__}: {exc}")
-        self.ax.note(index, failure_kind=_failure_kind(value))
-        self.ax.fail(index, str(value))
-        self._failed[index] = str(value)
-        self._ended.add(index)
+        self._fail(index, str(value), _failure_kind(value))
         details = f"\n{value.details}" if getattr(value, "details", None) else ""
         logger.error("trial %d failed after %.2f s: %s%s", index, seconds, value, details)
 
@@ -660,7 +657,7 @@ class Scheduler:
                 f"{DRIVER_RESTARTED}: the trial ran on a {runner!r} runner and cannot be"
                 f" re-attached by {self.runner!r}"
             )
-        await self._call_ax(self._fail_sync, index, reason)
+        await self._call_ax(self._fail, index, reason, "infrastructure")
         logger.warning("trial %d FAILED: %s", index, reason)
         if not self.config.requeue_lost_trials:
             return
@@ -669,8 +666,9 @@ class Scheduler:
         self._reattached.add(self._launch(job, self._work(job)))
         logger.info("trial %d re-queued as trial %d (requeue_lost_trials)", index, requeued)
 
-    def _fail_sync(self, index: int, reason: str) -> None:
-        self.ax.note(index, failure_kind="infrastructure")
+    def _fail(self, index: int, reason: str, kind: str) -> None:
+        """On the Ax thread: mark the trial FAILED with its reason and kind."""
+        self.ax.note(index, failure_kind=kind)
         self.ax.fail(index, reason)
         self._failed[index] = reason
         self._ended.add(index)
