@@ -45,7 +45,7 @@ def tests(session: nox.Session) -> None:
     (ci/start-slurm.sh: installs Debian's slurm, munge, mariadb and openssh-server
     if missing), and stops both afterwards.
     """
-    install_project(session, "test")
+    install_project(session, "test", "bench")  # bench: the comparison suite's smoke test
     session.run("bash", "ci/start-docker.sh", external=True)
     session.env["DOCKER_HOST"] = f"unix://{DOCKER_SOCKET}"
     try:
@@ -81,6 +81,9 @@ def example(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Scheduling efficiency against a hand-written loop and bare Ax, in one run."""
-    install_project(session)
-    session.run("python", "bench/local_efficiency.py", *session.posargs)
+    """The comparison suite: ours against Ax's run_trials and Orchestrator, a hand loop, Optuna.
+
+    ``nox -s bench -- --quick`` is the smoke version; see ``python -m bench --help``.
+    """
+    install_project(session, "bench")
+    session.run("python", "-m", "bench", *session.posargs)

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from local_efficiency import (
+from compare.common import (
     SLOTS,
     check_completed,
     completed_count,

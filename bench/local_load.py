@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 
-from local_efficiency import (
+from compare.common import (
     SLOTS,
     check_completed,
     make_client,

@@ -1,8 +1,8 @@
 """The async scheduler: the one place that drives Ax.
 
-All Ax calls run on one dedicated thread (``_ax_thread``), in submission order, so
-Ax objects are touched by one thread at a time and a 0.3 s+ BoTorch fit never
-blocks the event loop. Each trial is an asyncio task that waits for a slot, awaits
+All Ax calls run on one dedicated thread (``_ax_thread``), so Ax objects are
+touched by one thread at a time and a 0.3 s+ BoTorch fit never blocks the event
+loop; recording a finished trial overtakes queued generation (see ``_axthread``). Each trial is an asyncio task that waits for a slot, awaits
 its runner, and records the outcome in Ax; completions are event-driven.
 """
 
@@ -17,13 +17,14 @@ import tempfile
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ._aio import shielded
 from ._ax import RUN_METADATA_KEY, AxAdapter, Generated, Parameters
+from ._axthread import AxThread
 from ._batch import Batch
 from ._checkpoint import Checkpointer
 from ._config import SchedulerConfig
@@ -101,7 +102,7 @@ class Scheduler:
         self.last_run: RunSummary | None = None
         self._sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep  # tests inject a clock
         self._failures_checked = 0  # len(_failed) at the last failure-rate check
-        self._ax_thread = ThreadPoolExecutor(1, thread_name_prefix="ax-scheduler-ax")
+        self._ax_thread = AxThread("ax-scheduler-ax")
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._cancel_reasons: dict[int, str] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -137,9 +138,12 @@ class Scheduler:
         assert self._slots is not None
         return self._slots
 
-    async def _call_ax(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a blocking Ax operation on the Ax thread."""
-        return await asyncio.wrap_future(self._ax_thread.submit(fn, *args))
+    async def _call_ax(self, fn: Callable[..., T], *args: Any, urgent: bool = False) -> T:
+        """Run a blocking Ax operation on the Ax thread.
+
+        ``urgent`` (recording a trial's outcome) runs before queued routine calls.
+        """
+        return await asyncio.wrap_future(self._ax_thread.submit(fn, *args, urgent=urgent))
 
     async def _prepare(self, *, start_runner: bool = True) -> None:
         self._bind_loop()
@@ -211,7 +215,7 @@ class Scheduler:
             outcome, seconds = await self._execute(job, work)
             # The trial has ended: its real outcome is recorded even if the run is
             # being cancelled now (a queued Ax call must not be dropped).
-            await shielded(self._call_ax(self._record, index, outcome, seconds))
+            await shielded(self._call_ax(self._record, index, outcome, seconds, urgent=True))
             self._changed()
         finally:
             await _discard_unawaited(work)
@@ -232,7 +236,7 @@ class Scheduler:
             outcome = ("failed", exc)
         except asyncio.CancelledError:
             reason = self._cancel_reasons.pop(index, "cancelled")
-            await shielded(self._call_ax(self._abandon, index, reason))
+            await shielded(self._call_ax(self._abandon, index, reason, urgent=True))
             self._changed()
             logger.warning("trial %d abandoned: %s", index, reason)
             raise
@@ -484,16 +488,18 @@ class Scheduler:
     ) -> None:
         """Generate and start trials until ``max_trials`` ran; ``run`` lists them."""
         launched, exhausted, blocked = 0, False, None
+        prefetch = self.config.prefetch_trials
         while True:
             # Before generating more: instant failures free slots as fast as Ax
             # generates, so the loop may never reach the wait below.
             self._check_failure_rate(run)
             # Tasks beyond the free slots wait on the slot semaphore: generated
             # ahead, they start the instant a running trial ends.
-            room = self._free_slots() + self.config.prefetch_trials
+            room = self._free_slots() + prefetch
             want = min(room, max_trials - launched)
             if want > 0 and not exhausted and blocked is None:
                 generated = await self._generate(want if self.ax.generates_jointly else 1)
+                prefetch = self._prefetch_depth(generated)
                 mine.update(self._start_trials(self._jobs_for(generated.trials)))
                 run += [index for index, _ in generated.trials]
                 launched += len(generated.trials)
@@ -516,6 +522,18 @@ class Scheduler:
             await asyncio.wait(list(self._tasks.values()), return_when=asyncio.FIRST_COMPLETED)
             self._check_failure_rate(run)
             blocked = None
+
+    def _prefetch_depth(self, generated: Generated) -> int:
+        """Candidates to keep generated ahead of a free slot.
+
+        ``prefetch_trials`` in general. While Ax's generator ignores data (Sobol),
+        a candidate cannot go stale, so a whole wave is kept ready: trials that
+        end together restart together instead of one per generation call.
+        """
+        prefetch = self.config.prefetch_trials
+        if generated.data_free and prefetch > 0:
+            return max(prefetch, self.capacity)
+        return prefetch
 
     # -- batches ------------------------------------------------------------------
     def new_batch(self) -> Batch:
@@ -657,7 +675,7 @@ class Scheduler:
                 f"{DRIVER_RESTARTED}: the trial ran on a {runner!r} runner and cannot be"
                 f" re-attached by {self.runner!r}"
             )
-        await self._call_ax(self._fail, index, reason, "infrastructure")
+        await self._call_ax(self._fail, index, reason, "infrastructure", urgent=True)
         logger.warning("trial %d FAILED: %s", index, reason)
         if not self.config.requeue_lost_trials:
             return
@@ -689,12 +707,12 @@ class Scheduler:
         reason = self._interrupt_reason or "cancelled: the scheduler was closed"
         await self._cancel_on_exit(set(self._tasks.values()), reason)
         await self.runner.aclose()
-        self._ax_thread.shutdown(wait=False)
+        self._ax_thread.shutdown()
 
     def close_unused(self) -> None:
         """Close a scheduler that never ran anything (no loop, no workers)."""
         self._closed = True
-        self._ax_thread.shutdown(wait=False)
+        self._ax_thread.shutdown()
 
 
 async def _call_async_objective(
