@@ -375,7 +375,12 @@ class ModernAdapter(AxAdapter):
     """``ax.api.client.Client``."""
 
     client: Client
-    generates_jointly = True  # one GenerationStrategy.gen(num_trials=n) call
+    # get_next_trials(n) is one GenerationStrategy.gen(num_trials=n) call, but in
+    # Ax 1.3 that optimizes each candidate in turn (the model fit is shared, as it
+    # is between single calls on unchanged data): measured on 2 cores, 4 BoTorch
+    # candidates took 0.87-1.32 s jointly against 1.06-1.07 s one by one, and
+    # jointly the first one waits for the last. So: one at a time here too.
+    generates_jointly = False
 
     @property
     def experiment(self) -> Any:
