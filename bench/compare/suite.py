@@ -275,6 +275,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=1000,
         help="(d) reports ms/trial over the first and last this many trials",
     )
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        help="sys.setswitchinterval() for the whole run, every tool alike (Python's"
+        " default is 0.005 s): how long a thread may hold the GIL while others wait",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.reps, args.load_trials, args.load_window = 1, 200, 50
@@ -292,9 +298,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     import ax
 
     silence_ax()
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval)
     with_optuna = has_optuna()
     print(
         f"cores: {os.cpu_count()}  ax-platform: {ax.__version__}  reps: {args.reps}"
+        f"  GIL switch interval: {sys.getswitchinterval() * 1000:g} ms"
         f"  optuna: {'yes' if with_optuna else 'not installed (pip install .[bench])'}"
     )
     chosen_tools = tools(with_optuna)
