@@ -98,8 +98,10 @@ async def test_cancelling_run_optimization_abandons_trials_and_kills_workers(
     with pytest.raises(asyncio.CancelledError):
         await run
 
-    # 2 and 3 were generated ahead: under Sobol a whole wave waits for free slots.
-    assert statuses(client) == {0: "ABANDONED", 1: "ABANDONED", 2: "ABANDONED", 3: "ABANDONED"}
+    # The two running and those generated ahead (under Sobol a wave of them, as
+    # many as the Ax thread made by then) waiting for a slot: all ABANDONED.
+    assert set(statuses(client)) >= {0, 1, 2}
+    assert set(statuses(client).values()) == {"ABANDONED"}
     assert "cancelled" in experiment_of(client).trials[0].status_reason
     trial_pids = {int(p.stem) for p in tmp_path.glob("*.pid")}
     await asyncio.sleep(0.5)

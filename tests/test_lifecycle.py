@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import textwrap
@@ -152,8 +153,12 @@ def test_ctrl_c_abandons_running_trials_and_kills_workers(tmp_path: Path) -> Non
             os.killpg(driver.pid, signal.SIGKILL)
 
     assert "KeyboardInterrupt" in stderr
-    # two running trials and the one generated ahead, waiting for a slot
-    assert "statuses {0: 'ABANDONED', 1: 'ABANDONED', 2: 'ABANDONED'}" in stdout, stderr[-2000:]
+    # The two running trials and those generated ahead, waiting for a slot (under
+    # Sobol a wave of them, as many as the Ax thread made by then): all ABANDONED.
+    assert "statuses " in stdout, stderr[-2000:]
+    printed = ast.literal_eval(stdout.split("statuses ", 1)[1].splitlines()[0])
+    assert set(printed) >= {0, 1, 2}, printed
+    assert set(printed.values()) == {"ABANDONED"}, printed
     assert "reason cancelled by user (Ctrl-C)" in stdout
     assert wait_until(lambda: not any(alive(pid) for pid in trial_pids), 5)
     # The checkpoint was written after the cancellation, before the exit.
@@ -161,7 +166,7 @@ def test_ctrl_c_abandons_running_trials_and_kills_workers(tmp_path: Path) -> Non
     from ax_scheduler._checkpoint import read_checkpoint
 
     saved = client_from_snapshot(read_checkpoint(tmp_path / "run.json").client)
-    assert statuses(saved) == {0: "ABANDONED", 1: "ABANDONED", 2: "ABANDONED"}
+    assert statuses(saved) == printed
     assert saved.experiment.trials[1].status_reason == "cancelled by user (Ctrl-C)"
 
 
