@@ -10,7 +10,9 @@ Tools (each in ``tools.py`` or ``ax_official.py``, with how it is set up):
 * a bare serial ask/tell loop (workload (b) only): what Ax itself costs;
 * Optuna ``study.optimize(n_jobs=4)`` (Sobol QMC sampler; TPE in (c)), if installed.
 
-Columns (medians over ``--reps`` runs; each rep runs every tool, in rotating order):
+Each run is a fresh interpreter (``one.py``): a pool forked from the driver slowed
+later BoTorch runs in the same process, so tools must not share one. Columns
+(medians over ``--reps`` runs; each rep runs every tool, in rotating order):
 
 * wall s: the optimize call only. Excluded: imports, creating the client and
   experiment, starting worker processes, shutting down.
@@ -34,7 +36,9 @@ each in its own interpreter; ms per trial over the first and last window, peak R
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
+import json
 import os
 import statistics
 import subprocess
@@ -168,9 +172,27 @@ def median_of(runs: list[Measured]) -> Measured:
 
 
 # -- running ----------------------------------------------------------------------------
+def tool_named(name: str) -> Tool:
+    """The tool called ``name`` (Optuna included: the child is asked only if it exists)."""
+    (tool,) = [tool for tool in tools(with_optuna=True) if tool.name == name]
+    return tool
+
+
+def run_isolated(tool: Tool, workload: Workload, log_path: Path) -> Run:
+    """``tool`` on ``workload`` in a fresh interpreter (see ``one.py`` for why)."""
+    argv = [sys.executable, "-m", "bench.compare.one", tool.name]
+    argv += [json.dumps(dataclasses.asdict(workload)), str(log_path)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{tool.name} failed on {workload.title}:\n{done.stderr[-3000:]}")
+    fields = json.loads(done.stdout.strip().splitlines()[-1])
+    fields["recorded"] = {(x, y): when for x, y, when in fields["recorded"]}
+    return Run(**fields)
+
+
 def measure(tool: Tool, workload: Workload, scratch: Path, label: str) -> Measured:
     log_path = scratch / f"{label}.log"
-    run = tool.run(workload, str(log_path))
+    run = run_isolated(tool, workload, log_path)
     measured = Measured.of(workload, run, read_timings(str(log_path)))
     notes = f"  [{'; '.join(run.notes)}]" if run.notes else ""
     print(
@@ -314,11 +336,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             if workload.key not in args.workloads:
                 continue
             chosen = [tool for tool in chosen_tools if workload.key in tool.workloads]
-            # Untimed warm-up: each tool's one-off lazy imports (Ax, BoTorch, Optuna).
-            warm = Workload(workload.key, 2, 0.0, workload.generation)
-            for tool in chosen:
-                if tool.run is not None and "run_trials" not in tool.name:
-                    tool.run(warm, str(Path(scratch) / "warm.log"))
             medians = measure_workload(workload, chosen, args.reps, Path(scratch))
             tables.append(format_table(workload, medians))
             print("\n" + tables[-1] + "\n", flush=True)
