@@ -20,6 +20,7 @@ def run_bench(*argv: str, timeout: float = 600) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # 17 runs, each in a fresh interpreter that imports Ax
 def test_comparison_suite_runs_every_tool_and_ours_completes_every_trial() -> None:
     """``python -m bench --quick``: every tool runs each workload (the suite raises
     if any tool, ours included, ends with fewer COMPLETED trials than asked for);
