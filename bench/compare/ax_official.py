@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import multiprocessing
-import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
@@ -39,6 +37,7 @@ from .common import (
     make_modern_client,
     silence_ax,
     timed,
+    warm_pool,
 )
 from .objective import METRIC
 
@@ -244,23 +243,6 @@ def run_orchestrator(workload: Workload, log_path: str) -> Run:
 
 
 # ------------------------------------------------------------------ shared
-
-
-@contextmanager
-def warm_pool(slots: int) -> Iterator[ProcessPoolExecutor]:
-    """A fork pool of ``slots`` workers, all started before it is yielded.
-
-    Started up front so that no tool's timing pays for forking its workers.
-    """
-    pool = ProcessPoolExecutor(slots, mp_context=multiprocessing.get_context("fork"))
-    try:
-        # Under fork the first submit starts every worker; waiting on one no-op per
-        # slot makes sure they are up. os.getpid unpickles without importing anything.
-        for future in [pool.submit(os.getpid) for _ in range(slots)]:
-            future.result()
-        yield pool
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def finish(

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import multiprocessing
+import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -185,3 +189,20 @@ def check_completed(client: Any, tool: str, expected: int) -> None:
     done = completed_count(client)
     if done != expected:
         raise RuntimeError(f"{tool}: {done} trials COMPLETED in Ax, expected {expected}")
+
+
+@contextmanager
+def warm_pool(slots: int) -> Iterator[ProcessPoolExecutor]:
+    """A fork pool of ``slots`` workers, all started before it is yielded.
+
+    Started up front so that no tool's timing pays for forking its workers.
+    """
+    pool = ProcessPoolExecutor(slots, mp_context=multiprocessing.get_context("fork"))
+    try:
+        # Under fork the first submit starts every worker; waiting on one no-op per
+        # slot makes sure they are up. os.getpid unpickles without importing anything.
+        for future in [pool.submit(os.getpid) for _ in range(slots)]:
+            future.result()
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

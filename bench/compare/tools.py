@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures as cf
-import multiprocessing
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +25,7 @@ from .common import (
     make_ax_client,
     make_modern_client,
     timed,
+    warm_pool,
 )
 from .objective import METRIC
 
@@ -70,17 +70,6 @@ def run_scheduler(tool: str, client: Any, experiment: Any, workload: Workload, l
 
 
 # -- a hand-written loop --------------------------------------------------------------
-def noop() -> None:
-    """Submitted to each pool worker to start it before timing."""
-
-
-def warm_pool(slots: int) -> cf.ProcessPoolExecutor:
-    """A process pool (fork) with all its workers started."""
-    pool = cf.ProcessPoolExecutor(slots, mp_context=multiprocessing.get_context("fork"))
-    cf.wait([pool.submit(noop) for _ in range(slots)])
-    return pool
-
-
 def run_hand_loop(workload: Workload, log_path: str) -> Run:
     """Legacy ``AxClient`` + ``ProcessPoolExecutor``, all slots kept full.
 
