@@ -5,7 +5,7 @@ from __future__ import annotations
 import nox
 
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.sessions = ["lint", "typecheck", "docs", "tests"]
 
 PYTHON = "3.11"
 # The CPU build of torch: pip finds it on these machines' disk. Unpinned, Ax's
@@ -46,6 +46,7 @@ def tests(session: nox.Session) -> None:
     if missing), and stops both afterwards.
     """
     install_project(session, "test", "bench")  # bench: the comparison suite's smoke test
+    session.run("bash", "ci/install-chromium.sh", external=True)  # the report's browser test
     session.run("bash", "ci/start-docker.sh", external=True)
     session.env["DOCKER_HOST"] = f"unix://{DOCKER_SOCKET}"
     try:
@@ -69,6 +70,13 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package."""
     install_project(session, "lint")
     session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the docs site (mkdocs material, API pages by mkdocstrings) with --strict."""
+    install_project(session, "docs")
+    session.run("mkdocs", "build", "--strict", "--site-dir", session.create_tmp() + "/site")
 
 
 @nox.session(python=PYTHON)
