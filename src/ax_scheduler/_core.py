@@ -110,6 +110,9 @@ class Scheduler:
         self._batch_open = False
         self._closed = False
         self._ignored_metrics: set[str] = set()  # warned about once
+        #: Saved in the checkpoint's header as ``"spec"`` when set: the CLI keeps the
+        #: experiment file there, so ``ax-scheduler resume run.json`` can rebuild the run.
+        self.spec: dict[str, Any] | None = None
         # Absolute now: trials must not depend on a later os.chdir(), and resolving
         # a path touches the filesystem, which the event loop must not do.
         self._output_dir = config.job_output_dir.expanduser().absolute()
@@ -194,6 +197,7 @@ class Scheduler:
             "runner": self.runner.kind,
             "written_at": time.time(),
             "config": self.config.model_dump(mode="json"),
+            **({"spec": self.spec} if self.spec is not None else {}),
         }
 
     async def _save_checkpoint(self) -> None:
