@@ -127,3 +127,13 @@ def one_second_counted(marker_dir: str, p: dict[str, Any]) -> dict[str, float]:
         file.write("call\n")
     time.sleep(1.0)
     return rosenbrock_dict(p)
+
+
+def chatty_fails_when_x_negative(p: dict[str, Any]) -> dict[str, float]:
+    """Prints through Python and straight to the file descriptors, then fails for x < 0."""
+    import sys
+
+    print(f"python stdout x={p['x']}")
+    print(f"python stderr x={p['x']}", file=sys.stderr)
+    os.write(1, b"fd stdout\n")
+    return fails_when_x_negative(p)

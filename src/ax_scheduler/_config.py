@@ -35,7 +35,11 @@ class SchedulerConfig(BaseModel):
             ``wait_for_completed_trials()`` waits for them.
         monitoring_interval: Seconds between status checks for runners that must
             poll (Slurm). Local trials are event-driven and never polled.
-        job_output_dir: Directory for per-trial files of runners that write them.
+        job_output_dir: Directory of the trials' own folders
+            (``<experiment>-trial-<index>``: ``params.json``, ``result.json``,
+            ``stdout.log``, ``stderr.log``). Local and container trials write them
+            here; Slurm and SSH trials under their runner's ``job_dir`` on the
+            cluster. The results table lists each trial's folder.
         cleanup_after_completion: Accepted for the older library's configs; not
             implemented yet: trial files are kept.
         trial_timeout: Seconds a single trial may run before it is killed and
@@ -62,6 +66,9 @@ class SchedulerConfig(BaseModel):
             change of a trial's state: the experiment, where each job runs, and
             these options. :meth:`~ax_scheduler.AxScheduler.resume` continues
             from it after the driver died. None writes no checkpoint.
+        progress: Show a live progress display (trials running, queued, done,
+            best so far, time left) while the sync ``run_optimization`` runs in a
+            terminal or a notebook. Never shown when stderr is not a terminal.
         requeue_lost_trials: When resuming, a trial whose job died with the driver
             (local pool) is marked FAILED ("driver restarted"); True also runs its
             parameters again as a new trial.
@@ -90,6 +97,7 @@ class SchedulerConfig(BaseModel):
     retry_delay: NonNegativeFloat = 1.0
     checkpoint_path: Path | None = None
     requeue_lost_trials: bool = False
+    progress: bool = True
 
     #: Options with two accepted names: the second is the older library's or Ax's.
     ALIASES: ClassVar[dict[str, str]] = {

@@ -18,7 +18,7 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,6 +42,7 @@ from ._exceptions import (
 )
 from ._jobs import FunctionObjective, Job, Objective
 from ._results import describe_metrics, parse_result
+from ._table import results_frame
 from .runners._base import Runner
 
 logger = logging.getLogger("ax_scheduler")
@@ -52,6 +53,43 @@ Best = Parameters | list[Parameters] | None
 CANCELLED_BY_USER = "cancelled by user"
 #: How the reason starts for a trial whose job could not outlive the driver (resume).
 DRIVER_RESTARTED = "driver restarted"
+
+
+@dataclass
+class Progress:
+    """Live counters of the current run, for the progress display.
+
+    The event loop updates ``queued`` and ``running``; the Ax thread updates the
+    outcomes and ``best``; each field has one writer, so readers on other threads
+    (the display's refresh thread) see whole values.
+
+    Attributes:
+        total: Trials the current ``run_optimization`` call runs (0 outside one).
+        started: ``time.monotonic()`` when it began.
+        queued: Trials generated and waiting for a free slot.
+        running: Trials handed to the runner and not yet recorded.
+        completed, failed, abandoned: Outcomes recorded during the current run.
+        best: Objective metric -> the best value observed so far (any run).
+    """
+
+    total: int = 0
+    started: float = field(default_factory=time.monotonic)
+    queued: int = 0
+    running: int = 0
+    completed: int = 0
+    failed: int = 0
+    abandoned: int = 0
+    best: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ended(self) -> int:
+        """Trials of the current run that have an outcome."""
+        return self.completed + self.failed + self.abandoned
+
+    def begin(self, total: int) -> None:
+        """A new run of ``total`` trials starts; trials still running carry over."""
+        self.total, self.started = total, time.monotonic()
+        self.completed = self.failed = self.abandoned = 0
 
 
 @dataclass(frozen=True)
@@ -100,6 +138,8 @@ class Scheduler:
         self._reattached: set[asyncio.Task[None]] = set()  # not yet adopted by a run
         self._interrupt_reason: str | None = None  # set by the facade on Ctrl-C
         self.last_run: RunSummary | None = None
+        self.progress = Progress()
+        self._directions: dict[str, bool] | None = None  # objective -> minimize
         self._sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep  # tests inject a clock
         self._failures_checked = 0  # len(_failed) at the last failure-rate check
         self._ax_thread = AxThread("ax-scheduler-ax")
@@ -211,6 +251,8 @@ class Scheduler:
         index = job.trial_index
         task = asyncio.create_task(self._trial(job, work), name=f"ax-scheduler-trial-{index}")
         self._tasks[index] = task
+        self.progress.queued += 1
+        logger.info("trial %d queued for %s", index, self.runner.kind)
         return task
 
     async def _trial(self, job: Job, work: Awaitable[Any]) -> None:
@@ -231,23 +273,53 @@ class Scheduler:
         index = job.trial_index
         slots = self._bind_loop()
         started = time.monotonic()
+        waiting = True
         try:
             async with slots:
-                started = time.monotonic()
+                started, waiting = time.monotonic(), False
+                self._note_started(job)
                 result = await self._with_trial_timeout(index, self._with_retries(job, work))
                 outcome: tuple[str, Any] = ("ok", result)
         except TrialError as exc:
             outcome = ("failed", exc)
         except asyncio.CancelledError:
             reason = self._cancel_reasons.pop(index, "cancelled")
+            self._note_ended(waiting)
+            seconds = time.monotonic() - started
             await shielded(self._call_ax(self._abandon, index, reason, urgent=True))
             self._changed()
-            logger.warning("trial %d abandoned: %s", index, reason)
+            logger.warning(
+                "trial %d abandoned: %s (%s%s)",
+                index,
+                reason,
+                self._handle(job.info),
+                "" if waiting else f", after {seconds:.2f} s",
+            )
             raise
         except Exception as exc:  # a runner bug must not take the run down with it
             logger.exception("trial %d: unexpected error from %r", index, self.runner)
             outcome = ("failed", TrialError(f"internal error in {self.runner!r}: {exc!r}"))
+        self._note_ended(waiting)
         return outcome, time.monotonic() - started
+
+    def _note_started(self, job: Job) -> None:
+        """The trial got a slot and goes to the runner: count it, stamp it, log it."""
+        self.progress.queued -= 1
+        self.progress.running += 1
+        job.info.setdefault("started_at", time.time())
+        logger.info("trial %d started on %s", job.trial_index, self.runner.kind)
+
+    def _note_ended(self, waiting: bool) -> None:
+        if waiting:
+            self.progress.queued -= 1
+        else:
+            self.progress.running -= 1
+
+    def _handle(self, info: dict[str, Any]) -> str:
+        """``joblib`` / ``slurm, slurm_job_id=12_3`` / ``ssh, host=node1, pid=42`` for log lines."""
+        keys = ("slurm_job_id", "host", "pid", "container")
+        ids = [f"{key}={info[key]}" for key in keys if info.get(key) is not None]
+        return ", ".join([self.runner.kind, *ids])
 
     async def _with_retries(self, job: Job, work: Awaitable[Any]) -> Any:
         """Await the trial's work; run it again on a fresh job after infrastructure failures.
@@ -299,14 +371,16 @@ class Scheduler:
 
     def _abandon(self, index: int, reason: str) -> None:
         """On the Ax thread: mark the trial ABANDONED, keeping where its job ran."""
-        self.ax.note(index, **self._job_info(index))
+        self.ax.note(index, **{**self._job_info(index), "finished_at": time.time()})
         self.ax.abandon(index, reason)
         self._abandoned[index] = reason
+        self.progress.abandoned += 1
 
     def _record(self, index: int, outcome: tuple[str, Any], seconds: float) -> None:
         """On the Ax thread: complete or fail the trial in Ax, and log it."""
         status, value = outcome
-        self.ax.note(index, **self._job_info(index))
+        info = self._job_info(index)
+        self.ax.note(index, **{**info, "finished_at": time.time()})
         if status == "ok":
             try:
                 metrics, unknown = parse_result(value, self.ax.metric_spec())
@@ -320,15 +394,44 @@ class Scheduler:
                     )
                 self.ax.complete(index, metrics)
                 self._ended.add(index)
-                logger.info("trial %d completed in %.2f s: %s", index, seconds, metrics)
+                self.progress.completed += 1
+                self._track_best(metrics)
+                logger.info(
+                    "trial %d completed in %.2f s (%s): %s",
+                    index,
+                    seconds,
+                    self._handle(info),
+                    ", ".join(f"{name}={mean:.6g}" for name, (mean, _) in metrics.items()),
+                )
                 return
             except ResultError as exc:
                 value = exc
             except Exception as exc:  # noqa: BLE001 - Ax refused the data
                 value = TrialError(f"Ax rejected the result {value!r}: {type(exc).__name__}: {exc}")
         self._fail(index, str(value), _failure_kind(value))
+        self.progress.failed += 1
         details = f"\n{value.details}" if getattr(value, "details", None) else ""
-        logger.error("trial %d failed after %.2f s: %s%s", index, seconds, value, details)
+        logger.error(
+            "trial %d failed after %.2f s (%s): %s%s",
+            index,
+            seconds,
+            self._handle(info),
+            value,
+            details,
+        )
+
+    def _track_best(self, metrics: dict[str, tuple[float, float | None]]) -> None:
+        """On the Ax thread: update the best observed value of each objective."""
+        if self._directions is None:
+            config = self.ax.experiment.optimization_config
+            weights = config.objective.metric_weights if config is not None else []
+            self._directions = {name: weight < 0 for name, weight in weights}
+        for name, minimize in self._directions.items():
+            if name not in metrics:
+                continue
+            value, best = metrics[name][0], self.progress.best.get(name)
+            if best is None or (value < best if minimize else value > best):
+                self.progress.best[name] = value
 
     async def _cancel(self, tasks: Iterable[asyncio.Task[None]], reason: str) -> None:
         """Cancel trial tasks and wait until each is recorded as abandoned."""
@@ -407,7 +510,9 @@ class Scheduler:
                 f"on_timeout must be 'cancel' (stop running trials) or 'finish' (let them"
                 f" end), got {on_timeout!r}"
             )
+        self.progress.begin(max_trials)
         await self._prepare()
+        self.progress.total += len(self._reattached)
         mine: set[asyncio.Task[None]] = set(self._reattached)
         run = [index for index, task in self._tasks.items() if task in mine]
         self._reattached.clear()
@@ -694,6 +799,25 @@ class Scheduler:
         self.ax.fail(index, reason)
         self._failed[index] = reason
         self._ended.add(index)
+
+    # -- results --------------------------------------------------------------------
+    async def results(self) -> Any:
+        """The results table (see ``_table.results_frame``), running trials included."""
+        live = {index: dict(job.info) for index, job in self._jobs.items()}
+        return await self._call_ax(results_frame, self.ax.experiment, live)
+
+    async def report(self, path: str | os.PathLike[str], title: str | None = None) -> Path:
+        """Write the HTML report (see ``_report.write_report``); returns its path."""
+        from ._report import write_report  # plotly is imported only for a report
+
+        frame = await self.results()
+        write = functools.partial(write_report, frame=frame, title=title)
+        return await self._call_ax(write, self.ax.experiment, path)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` ran (the Ax thread is gone)."""
+        return self._closed
 
     # -- persistence and lifecycle -----------------------------------------------
     async def save(self, path: str | os.PathLike[str]) -> Path:

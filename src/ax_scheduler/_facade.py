@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -13,6 +14,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import cloudpickle
+import pandas as pd
 
 from . import _shutdown
 from ._ax import AxAdapter, client_from_snapshot
@@ -24,7 +26,9 @@ from ._core import CANCELLED_BY_USER, Best, RunSummary, Scheduler
 from ._exceptions import CheckpointError
 from ._jobs import FunctionObjective, Objective
 from ._portal import Portal
+from ._progress import progress_display
 from ._script import make_script_objective
+from ._table import results_frame
 from .runners._base import Runner
 
 logger = logging.getLogger("ax_scheduler")
@@ -252,7 +256,11 @@ class AxScheduler:
                 "cancelled by user") and the checkpoint written first; a second
                 Ctrl-C skips that wait.
         """
-        return self._call(self._core.run_optimization, max_trials, timeout, on_timeout)
+        core = self._core
+        with progress_display(
+            core.progress, core.runner.load, core.runner.kind, enabled=core.config.progress
+        ):
+            return self._call(core.run_optimization, max_trials, timeout, on_timeout)
 
     def wait_for_completed_trials(self, timeout: float | None = None) -> list[int]:
         """Block until every outstanding trial is finished and recorded in Ax.
@@ -275,6 +283,45 @@ class AxScheduler:
             The path written.
         """
         return self._call(self._core.save, path)
+
+    def results(self) -> pd.DataFrame:
+        """A table of every trial of the experiment, one row each (a ``pandas.DataFrame``).
+
+        Columns: ``trial_index``, ``status`` (Ax's: ``COMPLETED``, ``FAILED``,
+        ``ABANDONED``, ``RUNNING`` ...), one per parameter, ``<metric>`` and
+        ``<metric>_sem`` per metric, ``failure_reason``, ``runner``, ``job_id``
+        (Slurm job id, container name or process id), ``host``,
+        ``queued_at``/``started_at``/``finished_at`` (UTC), ``duration_s``, and the
+        trial's folder ``workdir`` with its ``stdout``/``stderr`` log paths (on
+        ``host`` for remote runners). ``df.attrs`` names the ``parameters``,
+        ``metrics`` and ``objectives``. Works during a run (running trials
+        included) and after :meth:`close`.
+        """
+        if self._core.closed or self._core._loop is None:
+            return results_frame(self.experiment)  # no Ax thread at work: read directly
+        return self._call(self._core.results)
+
+    def report(
+        self, path: str | os.PathLike[str] = "report.html", title: str | None = None
+    ) -> Path:
+        """Write a self-contained HTML report of the experiment (opens offline).
+
+        It shows the optimization trace (best so far against trials and against
+        time), the parameters' effect, the Pareto front (multi-objective), a
+        timeline of trials per worker and the results table (:meth:`results`).
+
+        Args:
+            path: The HTML file to write (replaced atomically).
+            title: The page title; the experiment's name by default.
+
+        Returns:
+            The path written.
+        """
+        if self._core.closed or self._core._loop is None:
+            from ._report import write_report
+
+            return Path(write_report(self.experiment, path, frame=self.results(), title=title))
+        return self._call(self._core.report, path, title)
 
     @classmethod
     def load_experiment(
@@ -408,6 +455,25 @@ class AxScheduler:
     async def save_experiment_async(self, path: str | os.PathLike[str]) -> Path:
         """Async form of :meth:`save_experiment`."""
         return await self._core.save(path)
+
+    async def results_async(self) -> pd.DataFrame:
+        """Async form of :meth:`results`."""
+        if self._core.closed:
+            return results_frame(self.experiment)
+        return await self._core.results()
+
+    async def report_async(
+        self, path: str | os.PathLike[str] = "report.html", title: str | None = None
+    ) -> Path:
+        """Async form of :meth:`report` (the page is built on a worker thread)."""
+        if self._core.closed:
+            from ._report import write_report
+
+            frame = results_frame(self.experiment)
+            return await asyncio.to_thread(
+                write_report, self.experiment, path, frame=frame, title=title
+            )
+        return await self._core.report(path, title)
 
     async def aclose(self) -> None:
         """Async form of :meth:`close`."""

@@ -3,13 +3,16 @@ not pull in Ax, torch or the rest of ax-scheduler, so workers start fast."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import pickle
 import signal
+import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 #: Seconds between a worker's checks that its driver is still alive.
@@ -37,14 +40,36 @@ def _exit_when_orphaned(driver_pid: int) -> None:
 
 
 def call_objective(
-    fn: Callable[[dict[str, Any]], Any], parameters: dict[str, Any]
+    fn: Callable[[dict[str, Any]], Any], parameters: dict[str, Any], workdir: str | None = None
 ) -> tuple[str, Any, str]:
     """Run the objective and report ``("ok", value, "")`` or ``("error", message, traceback)``.
 
     Exceptions are flattened to text here because a user's exception class may not
     be picklable, and an unpicklable return value is reported instead of breaking
     the pool.
+
+    With ``workdir``, the trial leaves its files there like a script's trial does:
+    ``params.json``, ``stdout.log`` and ``stderr.log`` (everything the process
+    printed, C extensions included: the file descriptors are redirected), and
+    ``result.json`` or ``error.json``.
     """
+    if workdir is None:
+        return _call(fn, parameters)
+    os.makedirs(workdir, exist_ok=True)
+    _write(os.path.join(workdir, "params.json"), json.dumps(parameters, indent=2, default=str))
+    with _output_to(workdir):
+        outcome = _call(fn, parameters)
+    status, value, details = outcome
+    if status == "ok":
+        with contextlib.suppress(TypeError, ValueError):  # not JSON data: the pickle still goes
+            _write(os.path.join(workdir, "result.json"), json.dumps(value, default=_plain))
+    else:
+        report = json.dumps({"error": value, "traceback": details})
+        _write(os.path.join(workdir, "error.json"), report)
+    return outcome
+
+
+def _call(fn: Callable[[dict[str, Any]], Any], parameters: dict[str, Any]) -> tuple[str, Any, str]:
     try:
         value = fn(parameters)
     except BaseException as exc:  # noqa: BLE001 - SystemExit from a user's sys.exit() too
@@ -58,6 +83,39 @@ def call_objective(
             "",
         )
     return "ok", value, ""
+
+
+@contextlib.contextmanager
+def _output_to(workdir: str) -> Iterator[None]:
+    """Send this process's stdout and stderr (fds 1 and 2) to the trial's log files."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        for fd, name in ((1, "stdout.log"), (2, "stderr.log")):
+            log = os.open(os.path.join(workdir, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+            os.dup2(log, fd)
+            os.close(log)
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, copy in zip((1, 2), saved, strict=True):
+            os.dup2(copy, fd)
+            os.close(copy)
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as file:
+        file.write(text)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays as plain numbers and lists."""
+    for method in ("item", "tolist"):
+        if hasattr(value, method):
+            return getattr(value, method)()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def noop() -> None:

@@ -89,5 +89,14 @@ class Runner(abc.ABC):
         """
         return None
 
+    def load(self) -> dict[str, int] | None:
+        """How many of this runner's jobs are in each backend state, for the progress display.
+
+        E.g. ``{"pending": 3, "running": 5}`` for a batch system; None (the default)
+        when the runner has no states beyond the scheduler's own running/queued.
+        Called from the display's thread: read, never modify.
+        """
+        return None
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Stop whatever still runs and release resources. Idempotent."""

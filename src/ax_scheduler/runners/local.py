@@ -143,6 +143,7 @@ class JobLibRunner(Runner):
             WorkerDiedError: The worker process died while running the job.
         """
         if isinstance(job.objective, ScriptObjective):
+            job.info["job_dir"] = str(job.workdir)
             return await run_script(job)  # a subprocess of its own, no pool worker
         if not isinstance(job.objective, FunctionObjective):
             raise RunnerError(f"{self!r} cannot run a {type(job.objective).__name__}")
@@ -165,7 +166,11 @@ class JobLibRunner(Runner):
     async def _run_on(
         self, slot: _Slot, fn: Callable[[dict[str, Any]], Any], job: Job
     ) -> tuple[str, Any, str]:
-        future = await self._submit(slot, (call_objective, fn, job.parameters))
+        workdir = None
+        if job.workdir is not None:
+            workdir = str(job.workdir)
+            job.info["job_dir"] = workdir  # the worker leaves params, logs and result there
+        future = await self._submit(slot, (call_objective, fn, job.parameters, workdir))
         try:
             if _cancelled_while_submitting():
                 raise asyncio.CancelledError

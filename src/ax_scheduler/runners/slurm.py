@@ -563,6 +563,11 @@ class SlurmRunner(Runner):
                     continue
                 changed = True
                 task.state = line.state
+                if line.state == "RUNNING":
+                    task.job.info["started_at"] = time.time()
+                    logger.info(
+                        "trial %d running as Slurm job %s", task.job.trial_index, task.slurm_id
+                    )
                 if line.outcome is not None:
                     del array[number]
                     finished.append((task, line))
@@ -677,6 +682,17 @@ class SlurmRunner(Runner):
             return
         if not result.ok:
             logger.error("scancel %s failed: %s", " ".join(ids), result.describe())
+
+    def load(self) -> dict[str, int] | None:
+        """Trials by Slurm state: ``queued`` (not yet submitted), ``pending``, ``running``."""
+        states = [
+            task.state for array in list(self._arrays.values()) for task in list(array.values())
+        ]
+        return {
+            "queued": len(self._queue),
+            "pending": sum(state in ("PENDING", "SUBMITTING", "SEEN") for state in states),
+            "running": states.count("RUNNING"),
+        }
 
     async def aclose(self) -> None:
         """scancel every job still queued or running, stop polling, disconnect."""
