@@ -12,9 +12,8 @@ import sys
 import time
 from typing import Any
 
-from conftest import legacy_client
-
 from ax_scheduler import AxScheduler, JobLibRunner
+from conftest import legacy_client
 
 
 def objective(p: dict[str, Any]) -> dict[str, float]:

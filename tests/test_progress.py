@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from rich.console import Console
 
 from ax_scheduler._core import Progress

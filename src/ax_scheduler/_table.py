@@ -114,9 +114,7 @@ def _row(
     info = {**trial.run_metadata.get(RUN_METADATA_KEY, {}), **(live or {})}
     arm = trial.arms[0] if trial.arms else None
     values = arm.parameters if arm is not None else {}
-    measured = [
-        value for name in metrics for value in data.get(name, (math.nan, math.nan))
-    ]
+    measured = [value for name in metrics for value in data.get(name, (math.nan, math.nan))]
     queued = info.get("dispatched_at", _epoch(trial.time_run_started or trial.time_created))
     started = info.get("started_at", _epoch(trial.time_run_started))
     finished = info.get("finished_at", _epoch(trial.time_completed))
