@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -404,3 +405,43 @@ def test_apptainer_containers_need_the_engine_on_the_cluster(tmp_path: Path) -> 
         with pytest.raises(RunnerError, match="not 'docker'"):
             scheduler.run_optimization(max_trials=1)
     assert statuses(client) == {}
+
+
+def test_results_table_load_and_log_lines_follow_the_jobs_states(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = legacy_client()
+    # 8 s trials: sacct's accounting lags a few seconds behind, and RUNNING must
+    # still be there when it catches up.
+    setup = [f"export PYTHONPATH={Path(__file__).parent}", "export AXS_TEST_SLEEP=8"]
+    runner = slurm_runner(tmp_path, config={"setup": setup})
+    with (
+        caplog.at_level(logging.INFO, logger="ax_scheduler"),
+        AxScheduler(client, runner, config={"synchronous": False}) as scheduler,
+    ):
+        scheduler.set_objective_function(cluster_objectives.slow_rosenbrock)
+        with scheduler.batch_trial_context() as batch:
+            for i in range(2):
+                batch.add_trial({"x": i / 2, "y": 0.0})
+        assert wait_until(lambda: (runner.load() or {}).get("running") == 2, 60), runner.load()
+        running = scheduler.results()
+        scheduler.wait_for_completed_trials(timeout=60)
+        done = scheduler.results()
+        load_after = runner.load()
+
+    assert set(running["status"]) == {"RUNNING"}
+    assert running["job_id"].str.fullmatch(r"\d+_[01]").all()
+    assert set(done["status"]) == {"COMPLETED"}
+    assert list(done["job_id"]) == list(running["job_id"])
+    assert (done["queued_at"] <= done["started_at"]).all()
+    assert (done["duration_s"] >= 4).all()  # seen RUNNING (lagging) to seen COMPLETED
+    assert all(Path(stdout).exists() for stdout in done["stdout"])  # the cluster is this host
+    assert load_after == {"queued": 0, "pending": 0, "running": 0}
+    logged = [r.getMessage() for r in caplog.records if r.name == "ax_scheduler"]
+    for index, job_id in enumerate(done["job_id"]):
+        assert f"trial {index} running as Slurm job {job_id}" in logged
+        assert any(
+            line.startswith(f"trial {index} completed in ")
+            and f"(slurm, slurm_job_id={job_id})" in line
+            for line in logged
+        )
