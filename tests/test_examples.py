@@ -126,3 +126,28 @@ def test_the_resumable_campaign_survives_kill_minus_nine(tmp_path: Path) -> None
     assert len(after) == 12
     again = run_example("resumable_campaign.py", tmp_path)  # nothing left to do
     assert "this run: 0 trials" in again
+
+
+@pytest.mark.slow
+def test_hand_loop_comparison_runs_both_loops_to_completion(tmp_path: Path) -> None:
+    out = run_example("from_hand_loop.py", tmp_path)
+    assert "hand_written_loop: 12 of 12 trials completed" in out
+    assert "with_ax_scheduler: 12 of 12 trials completed" in out
+    assert out.count("best parameters: {'x'") == 2
+
+
+@pytest.mark.slow
+def test_run_trials_comparison_runs_both_to_completion(tmp_path: Path) -> None:
+    out = run_example("from_ax_run_trials.py", tmp_path)
+    assert "with_ax_run_trials: 8 of 8 trials completed" in out
+    assert "with_ax_scheduler: 8 of 8 trials completed" in out
+    assert out.count("best parameters: {'x'") == 2
+
+
+@pytest.mark.slow
+def test_migration_example_runs_function_then_script_on_the_loaded_run(tmp_path: Path) -> None:
+    out = run_example("migration_from_scheduler.py", tmp_path)
+    assert "trials: 6, completed: 6" in out
+    assert "best parameters: {'x'" in out
+    assert (tmp_path / "migrated.json").exists()
+    assert len(list((tmp_path / "ax_scheduler_output").glob("migrated-trial-*"))) == 6

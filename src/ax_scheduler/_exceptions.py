@@ -1,21 +1,24 @@
 """The errors ax-scheduler raises.
 
 Every error derives from :class:`AxSchedulerError`, so ``except AxSchedulerError``
-catches all of them::
+catches all of them:
 
     AxSchedulerError
-    ├── ConfigError (also ValueError)          bad or unknown config key/value
-    ├── InvalidParametersError (also ValueError)  parameters outside the search space
-    ├── ObjectiveNotSetError                   run before set_objective_function()
-    ├── SchedulerClosedError                   used after close()/aclose()
-    ├── EventLoopMismatchError                 async API used from a second event loop
-    ├── OptimizationStalledError               Ax refuses candidates and nothing can unblock it
-    ├── RunnerError                            a backend cannot run trials (engine down, no image)
-    └── TrialError                             one trial failed; the run goes on
-        ├── ObjectiveError                     the objective raised
-        ├── ResultError (also ValueError)      the objective returned something unusable
-        ├── WorkerDiedError                    the process running the trial died
-        └── TrialTimeoutError                  the trial ran longer than trial_timeout
+    ├── ConfigError (also ValueError)              bad or unknown config key/value
+    ├── InvalidParametersError (also ValueError)   parameters outside the search space
+    ├── ObjectiveNotSetError                       run before set_objective_function()
+    ├── SchedulerClosedError                       used after close()/aclose()
+    ├── EventLoopMismatchError (also RuntimeError) async API used from a second event loop
+    ├── OptimizationStalledError                   Ax refuses candidates and nothing can unblock it
+    ├── FailureRateExceededError                   too many of a run's trials failed
+    ├── CheckpointError (also ValueError)          a checkpoint is missing, corrupt, or another run's
+    ├── RunnerError                                a backend cannot run trials (engine down, no image)
+    └── TrialError                                 one trial failed; the run goes on
+        ├── ObjectiveError                         the objective raised
+        ├── ResultError (also ValueError)          the objective returned something unusable
+        ├── InfrastructureError                    the trial could not run (retried)
+        │   └── WorkerDiedError                    the process running the trial died
+        └── TrialTimeoutError                      the trial ran longer than trial_timeout
 
 A :class:`TrialError` is not raised to the caller: the scheduler catches it, marks
 the trial FAILED in Ax with ``str(error)`` as the reason, logs it, and continues.
