@@ -151,3 +151,25 @@ def test_migration_example_runs_function_then_script_on_the_loaded_run(tmp_path:
     assert "best parameters: {'x'" in out
     assert (tmp_path / "migrated.json").exists()
     assert len(list((tmp_path / "ax_scheduler_output").glob("migrated-trial-*"))) == 6
+
+
+@pytest.mark.slow
+def test_watch_and_report_example_logs_tables_and_reports(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "watch_and_report.py")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out, lines = result.stdout, result.stderr.splitlines()  # the log goes to stderr
+    assert sum(" queued for joblib" in line for line in lines) == 8
+    assert sum(" completed in " in line or " failed after " in line for line in lines) == 8
+    assert "trial_index" in out
+    assert "report written to report.html" in out
+    report = (tmp_path / "report.html").read_text()
+    assert "watched" in report
+    folders = sorted((tmp_path / "trials").glob("watched-trial-*"))
+    assert len(folders) == 8
+    assert (folders[0] / "stdout.log").read_text().startswith("simulating x=")

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from ._exceptions import TrialTimeoutError as TrialTimeoutError
     from ._exceptions import WorkerDiedError as WorkerDiedError
     from ._facade import AxScheduler as AxScheduler
+    from ._facade import Progress as Progress
     from ._facade import RunSummary as RunSummary
     from ._jobs import ContainerObjective as ContainerObjective
     from ._jobs import FunctionObjective as FunctionObjective
@@ -68,6 +69,7 @@ _EXPORTS = {
     "ResultError": "._exceptions",
     "Runner": ".runners",
     "RunnerError": "._exceptions",
+    "Progress": "._facade",
     "RunSummary": "._facade",
     "SchedulerClosedError": "._exceptions",
     "SchedulerConfig": "._config",

@@ -68,7 +68,9 @@ class Progress:
         started: ``time.monotonic()`` when it began.
         queued: Trials generated and waiting for a free slot.
         running: Trials handed to the runner and not yet recorded.
-        completed, failed, abandoned: Outcomes recorded during the current run.
+        completed: Trials of the current run recorded COMPLETED.
+        failed: Trials of the current run recorded FAILED.
+        abandoned: Trials of the current run recorded ABANDONED (cancelled).
         best: Objective metric -> the best value observed so far (any run).
     """
 

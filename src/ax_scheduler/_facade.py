@@ -22,7 +22,7 @@ from ._batch import Batch, batch_context_async, batch_context_sync
 from ._checkpoint import check_overwrite, read_checkpoint
 from ._config import ContainerOptions, SchedulerConfig, ScriptOptions
 from ._container import make_container_objective
-from ._core import CANCELLED_BY_USER, Best, RunSummary, Scheduler
+from ._core import CANCELLED_BY_USER, Best, Progress, RunSummary, Scheduler
 from ._exceptions import CheckpointError
 from ._jobs import FunctionObjective, Objective
 from ._portal import Portal
@@ -34,7 +34,7 @@ from .runners._base import Runner
 logger = logging.getLogger("ax_scheduler")
 T = TypeVar("T")
 
-__all__ = ["AxScheduler", "RunSummary"]
+__all__ = ["AxScheduler", "Progress", "RunSummary"]
 
 
 class AxScheduler:
@@ -105,6 +105,17 @@ class AxScheduler:
     def running_trials(self) -> list[int]:
         """Indices of trials dispatched and not yet recorded in Ax."""
         return self._core.running_trials
+
+    @property
+    def progress(self) -> Progress:
+        """Live counters of the current run: what the progress display shows.
+
+        For applications that show progress their own way (a web page, a
+        notebook cell): ``total``, ``queued``, ``running``, ``completed``,
+        ``failed``, ``abandoned``, ``ended`` and ``best`` (objective -> best value
+        so far). Read them; the scheduler updates them.
+        """
+        return self._core.progress
 
     @property
     def last_run(self) -> RunSummary | None:
