@@ -286,6 +286,7 @@ class Scheduler:
             outcome = ("failed", exc)
         except asyncio.CancelledError:
             reason = self._cancel_reasons.pop(index, "cancelled")
+            job.info.setdefault("finished_at", time.time())
             self._note_ended(waiting)
             seconds = time.monotonic() - started
             await shielded(self._call_ax(self._abandon, index, reason, urgent=True))
@@ -301,6 +302,9 @@ class Scheduler:
         except Exception as exc:  # a runner bug must not take the run down with it
             logger.exception("trial %d: unexpected error from %r", index, self.runner)
             outcome = ("failed", TrialError(f"internal error in {self.runner!r}: {exc!r}"))
+        # Stamped here, not when Ax records it: a queued Ax call would make the
+        # trial look longer than it ran.
+        job.info.setdefault("finished_at", time.time())
         self._note_ended(waiting)
         return outcome, time.monotonic() - started
 
@@ -373,7 +377,7 @@ class Scheduler:
 
     def _abandon(self, index: int, reason: str) -> None:
         """On the Ax thread: mark the trial ABANDONED, keeping where its job ran."""
-        self.ax.note(index, **{**self._job_info(index), "finished_at": time.time()})
+        self.ax.note(index, **{"finished_at": time.time(), **self._job_info(index)})
         self.ax.abandon(index, reason)
         self._abandoned[index] = reason
         self.progress.abandoned += 1
@@ -382,7 +386,7 @@ class Scheduler:
         """On the Ax thread: complete or fail the trial in Ax, and log it."""
         status, value = outcome
         info = self._job_info(index)
-        self.ax.note(index, **{**info, "finished_at": time.time()})
+        self.ax.note(index, **{"finished_at": time.time(), **info})
         if status == "ok":
             try:
                 metrics, unknown = parse_result(value, self.ax.metric_spec())

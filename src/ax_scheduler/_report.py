@@ -1,0 +1,631 @@
+"""The HTML report: one self-contained file that shows how an optimization went.
+
+``write_report`` turns the results table (``_table.results_frame``) into one HTML
+file that opens offline: plotly.js is inlined once in the head and every figure
+is a plotly div. Sections: a summary, the optimization trace (best so far
+against trials and against wall time), slice plots (each objective against each
+parameter), the Pareto front (two or more objectives), a timeline of trials on
+worker lanes, and the results table.
+
+Why plotly directly rather than Ax's analyses (``ax.analysis.plotly``): the ones
+that need no fitted model do not fit a report that must render anywhere.
+``ParallelCoordinatesPlot`` draws with WebGL (``go.Parcoords``); where WebGL is
+unavailable (a GPU-less remote desktop, ``--disable-gpu``) plotly shows "WebGL is
+not supported" in an otherwise healthy canvas, with no console error to notice
+it by, and where it works headless Chromium logs GPU-stall warnings. Slice plots
+are SVG. ``ScatterPlot(show_pareto_frontier=True)`` gives every trial its own
+legend entry (unreadable beyond a few dozen trials) and does not mark the
+front's points; ``UtilityProgressionAnalysis`` has no wall-time axis. And Ax's
+analyses read the live experiment, while the report draws only from the frame,
+a snapshot the caller took: it can run on a worker thread while Ax's thread
+goes on changing the experiment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+import plotly.graph_objects as go
+import plotly.offline
+from plotly.subplots import make_subplots
+
+from ._core import write_atomically
+from ._table import results_frame
+
+#: Bar colour per Ax trial status; anything else (staged, stale...) light grey.
+STATUS_COLOURS = {
+    "COMPLETED": "#2ca02c",
+    "FAILED": "#d62728",
+    "RUNNING": "#1f77b4",
+    "EARLY_STOPPED": "#ff7f0e",
+    "ABANDONED": "#7f7f7f",
+}
+OTHER_STATUS_COLOUR = "#c7c7c7"
+
+#: Table cells longer than this are cut, the full text kept in a tooltip.
+MAX_CELL_CHARS = 80
+
+#: How far a trial may seem to overlap its lane's previous trial. A trial's end is
+#: stamped when Ax's thread records it, some milliseconds after its worker was
+#: free again (tens while Ax generates the next trials); without slack that lag
+#: would open lanes no worker ran on.
+LANE_SLACK = pd.Timedelta(milliseconds=50)
+
+NO_COMPLETED = "No completed trials yet."
+
+TIME_COLUMNS = ("queued_at", "started_at", "finished_at")
+
+PLOT_CONFIG = {"displaylogo": False, "responsive": True}
+
+STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
+       margin: 1.5rem 2rem; color: #222; }
+h1 { font-size: 1.6rem; margin-bottom: 0.3rem; }
+h2 { font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid #ddd; padding-bottom: 0.2rem; }
+.summary { border-collapse: collapse; }
+.summary th { text-align: left; padding: 0.15rem 1rem 0.15rem 0; color: #555; font-weight: 600; }
+.summary td { padding: 0.15rem 0; }
+.empty { color: #777; font-style: italic; }
+.note { color: #666; font-size: 0.9rem; }
+.table-wrap { overflow-x: auto; max-height: 40rem; }
+table.results { border-collapse: collapse; font-size: 0.8rem; white-space: nowrap; }
+table.results th, table.results td { border: 1px solid #e3e3e3; padding: 0.2rem 0.4rem; }
+table.results th { background: #f4f4f4; position: sticky; top: 0; }
+table.results td.num { text-align: right; font-variant-numeric: tabular-nums; }
+tr.FAILED td { background: #fdeeee; }
+tr.RUNNING td { background: #eef4fb; }
+"""
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """What the frame's columns mean (from ``frame.attrs``, read once)."""
+
+    parameters: list[str]
+    metrics: list[str]
+    objectives: dict[str, str]  # metric -> "minimize" / "maximize"
+
+
+def write_report(
+    experiment: Any,
+    path: str | os.PathLike[str],
+    *,
+    frame: Any | None = None,
+    title: str | None = None,
+) -> Path:
+    """Write the HTML report of ``experiment`` to ``path`` (atomically).
+
+    Args:
+        experiment: An Ax ``Experiment``.
+        path: Where to write the ``.html`` file; its directory is created.
+        frame: The results table to draw from (``results_frame(experiment)`` if
+            not given), e.g. a scheduler's ``results()`` with live facts.
+        title: The page's heading; by default from the experiment's name.
+
+    Returns:
+        The path written.
+    """
+    target = Path(path)
+    table = results_frame(experiment) if frame is None else frame
+    write_atomically(target, render_report(experiment, table, title))
+    return target
+
+
+def render_report(
+    experiment: Any, frame: Any, title: str | None = None, *, now: dt.datetime | None = None
+) -> str:
+    """The report as one self-contained HTML page.
+
+    Args:
+        experiment: An Ax ``Experiment`` (only its name is read).
+        frame: The results table (``results_frame``), with its ``attrs``.
+        title: The page's heading; by default from the experiment's name.
+        now: When the report is made (default: the current time; naive means
+            UTC): running trials' bars end here.
+
+    Returns:
+        The HTML text.
+    """
+    columns = _Columns(
+        parameters=list(frame.attrs.get("parameters", [])),
+        metrics=list(frame.attrs.get("metrics", [])),
+        objectives=dict(frame.attrs.get("objectives", {})),
+    )
+    frame = _with_utc_times(frame)
+    moment = pd.Timestamp(now or dt.datetime.now(dt.UTC))
+    moment = moment if moment.tzinfo else moment.tz_localize("UTC")
+    name = str(getattr(experiment, "name", None) or "experiment")
+    heading = title or f"Optimization report: {name}"
+    sections = [
+        _section("Summary", _summary(frame, columns, name, moment)),
+        _section("Optimization trace", _traces(frame, columns)),
+        _section("Objectives against parameters", _slices(frame, columns)),
+    ]
+    if len(columns.objectives) >= 2:
+        sections.append(_section("Pareto front", _pareto(frame, columns)))
+    sections += [
+        _section("Timeline of trials", _timeline(frame, moment)),
+        _section("Results", _results_table(frame)),
+    ]
+    return _page(heading, "\n".join(sections))
+
+
+# --- the page ---------------------------------------------------------------------
+
+
+def _page(heading: str, body: str) -> str:
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(heading)}</title>
+<style>{STYLE}</style>
+<script>{plotly.offline.get_plotlyjs()}</script>
+</head>
+<body>
+<h1>{html.escape(heading)}</h1>
+{body}
+</body>
+</html>
+"""
+
+
+def _section(heading: str, content: str) -> str:
+    anchor = heading.lower().replace(" ", "-")
+    return f'<section id="{anchor}">\n<h2>{html.escape(heading)}</h2>\n{content}\n</section>'
+
+
+def _figure_html(figure: go.Figure) -> str:
+    figure.update_layout(template="plotly_white", margin={"l": 60, "r": 30, "t": 50, "b": 50})
+    return str(figure.to_html(full_html=False, include_plotlyjs=False, config=PLOT_CONFIG))
+
+
+def _with_utc_times(frame: Any) -> Any:
+    # A frame edited by hand, or read back from a file, may hold naive or text times.
+    return frame.assign(**{c: pd.to_datetime(frame[c], utc=True) for c in TIME_COLUMNS})
+
+
+def _empty(message: str) -> str:
+    return f'<p class="empty">{html.escape(message)}</p>'
+
+
+def _completed(frame: Any, metric: str) -> Any:
+    """The completed trials with a value for ``metric``."""
+    return frame[(frame["status"] == "COMPLETED") & frame[metric].notna()]
+
+
+# --- summary ----------------------------------------------------------------------
+
+
+def _summary(frame: Any, columns: _Columns, name: str, now: pd.Timestamp) -> str:
+    counts = frame["status"].value_counts()
+    by_status = ", ".join(f"{count} {status.lower()}" for status, count in counts.items())
+    rows = [
+        ("Experiment", html.escape(name)),
+        ("Trials", f"{len(frame)}" + (f" ({html.escape(by_status)})" if by_status else "")),
+        *_best_rows(frame, columns),
+        ("Run time", _time_span(frame, now)),
+        ("Report made", now.strftime("%Y-%m-%d %H:%M:%S UTC")),
+    ]
+    body = "\n".join(f"<tr><th>{label}</th><td>{value}</td></tr>" for label, value in rows)
+    return f'<table class="summary">\n{body}\n</table>'
+
+
+def _best_rows(frame: Any, columns: _Columns) -> list[tuple[str, str]]:
+    if len(columns.objectives) != 1:
+        return [("Objectives", html.escape(_directions_text(columns.objectives)) or "none")]
+    ((metric, direction),) = columns.objectives.items()
+    done = _completed(frame, metric)
+    if done.empty:
+        return [(f"Best {html.escape(metric)} ({direction})", f"<i>{NO_COMPLETED}</i>")]
+    best = done.loc[done[metric].idxmin() if direction == "minimize" else done[metric].idxmax()]
+    values = ", ".join(f"{p} = {_format_value(best[p])}" for p in columns.parameters)
+    return [
+        (
+            f"Best {html.escape(metric)} ({direction})",
+            f"<b>{_format_value(best[metric])}</b> in trial {int(best['trial_index'])}",
+        ),
+        ("Best parameters", html.escape(values)),
+    ]
+
+
+def _directions_text(objectives: dict[str, str]) -> str:
+    return ", ".join(f"{metric} ({direction})" for metric, direction in objectives.items())
+
+
+def _time_span(frame: Any, now: pd.Timestamp) -> str:
+    times = pd.concat([frame[column] for column in TIME_COLUMNS]).dropna()
+    if times.empty:
+        return "no trial has started yet"
+    first, last = times.min(), now if (frame["status"] == "RUNNING").any() else times.max()
+    span = _format_seconds((last - first).total_seconds())
+    return f"{first:%Y-%m-%d %H:%M:%S} to {last:%Y-%m-%d %H:%M:%S} UTC ({span})"
+
+
+# --- optimization trace -----------------------------------------------------------
+
+
+def _traces(frame: Any, columns: _Columns) -> str:
+    if not columns.objectives:
+        return _empty("The experiment has no objective.")
+    parts = [
+        _figure_html(trace_figure(done, metric, direction))
+        for metric, direction in columns.objectives.items()
+        if len(done := _completed(frame, metric))
+    ]
+    return "\n".join(parts) if parts else _empty(NO_COMPLETED)
+
+
+def trace_figure(done: Any, metric: str, direction: str) -> go.Figure:
+    """Observed values and the best so far, against trial index and against finish time."""
+    figure = make_subplots(
+        rows=1,
+        cols=2,
+        shared_yaxes=True,
+        horizontal_spacing=0.04,
+        subplot_titles=("against trials", "against wall time (UTC)"),
+    )
+    by_index = done.sort_values("trial_index")
+    by_time = done[done["finished_at"].notna()].sort_values("finished_at")
+    panels = [(by_index, by_index["trial_index"]), (by_time, _naive_utc(by_time["finished_at"]))]
+    for col, (rows, x) in enumerate(panels, start=1):
+        for trace in _trace_panel(rows, x, metric, direction, legend=col == 1):
+            figure.add_trace(trace, row=1, col=col)
+    figure.update_xaxes(title_text="trial index", row=1, col=1)
+    figure.update_yaxes(title_text=f"{metric} ({direction})", type=_axis_type(done[metric]))
+    figure.update_layout(height=380, title_text=f"{metric}: best so far")
+    return figure
+
+
+def _trace_panel(rows: Any, x: Any, metric: str, direction: str, legend: bool) -> list[Any]:
+    hover = [f"trial {i}" for i in rows["trial_index"]]
+    observed = go.Scatter(
+        x=x,
+        y=rows[metric],
+        mode="markers",
+        marker={"color": "#9aa7b8", "size": 7},
+        **_series("observed", hover, legend),
+    )
+    best = go.Scatter(
+        x=x,
+        y=best_so_far(rows[metric], direction),
+        mode="lines",
+        line={"shape": "hv", "color": "#1f77b4", "width": 2.5},
+        **_series("best so far", hover, legend),
+    )
+    return [observed, best]
+
+
+def _series(name: str, hover: list[str], legend: bool) -> dict[str, Any]:
+    """One legend entry for a series drawn in several panels."""
+    return {"name": name, "text": hover, "legendgroup": name, "showlegend": legend}
+
+
+def best_so_far(values: Any, direction: str) -> Any:
+    """The running best of ``values`` (a Series, in order) for ``direction``."""
+    return values.cummin() if direction == "minimize" else values.cummax()
+
+
+def _axis_type(values: Any) -> str:
+    # Losses often span decades: on a linear axis the best-so-far line hugs zero.
+    spans_decades = len(values) > 1 and (values > 0).all() and values.max() > 1000 * values.min()
+    return "log" if spans_decades else "linear"
+
+
+# --- parameters -------------------------------------------------------------------
+
+
+def _slices(frame: Any, columns: _Columns) -> str:
+    if not columns.parameters:
+        return _empty("The search space has no parameters.")
+    parts = [
+        _figure_html(slice_figure(_completed(frame, metric), metric, columns.parameters))
+        for metric in columns.objectives or columns.metrics
+        if len(_completed(frame, metric))
+    ]
+    return "\n".join(parts) if parts else _empty(NO_COMPLETED)
+
+
+def slice_figure(done: Any, metric: str, parameters: Sequence[str]) -> go.Figure:
+    """``metric`` against each parameter, one panel each; colour is the trial index."""
+    cols = min(3, len(parameters))
+    rows = math.ceil(len(parameters) / cols)
+    figure = make_subplots(
+        rows=rows, cols=cols, subplot_titles=list(parameters), vertical_spacing=0.5 / rows
+    )
+    hover = [f"trial {i}" for i in done["trial_index"]]
+    for position, parameter in enumerate(parameters):
+        row, col = divmod(position, cols)
+        figure.add_trace(
+            go.Scatter(
+                x=done[parameter],
+                y=done[metric],
+                mode="markers",
+                text=hover,
+                name=parameter,
+                showlegend=False,
+                marker={
+                    "color": done["trial_index"],
+                    "colorscale": "Viridis",
+                    "size": 8,
+                    "showscale": position == 0,
+                    "colorbar": {"title": {"text": "trial"}},
+                },
+            ),
+            row=row + 1,
+            col=col + 1,
+        )
+    figure.update_yaxes(type=_axis_type(done[metric]))
+    figure.update_yaxes(title_text=metric, col=1)
+    figure.update_layout(height=300 * rows + 60, title_text=f"{metric} against each parameter")
+    return figure
+
+
+# --- Pareto front -----------------------------------------------------------------
+
+
+def _pareto(frame: Any, columns: _Columns) -> str:
+    (x, x_direction), (y, y_direction) = list(columns.objectives.items())[:2]
+    done = frame[(frame["status"] == "COMPLETED") & frame[x].notna() & frame[y].notna()]
+    if done.empty:
+        return _empty(NO_COMPLETED)
+    front = pareto_mask(done[x].to_numpy(float), done[y].to_numpy(float), x_direction, y_direction)
+    note = ""
+    if len(columns.objectives) > 2:
+        note = '<p class="note">The first two objectives; the front is over these two.</p>'
+    figure = pareto_figure(done, front, (x, x_direction), (y, y_direction))
+    return note + _figure_html(figure)
+
+
+def pareto_mask(x: np.ndarray, y: np.ndarray, x_direction: str, y_direction: str) -> np.ndarray:
+    """Which points no other point dominates (better or equal in both, better in one).
+
+    A sweep in order of ``x`` (then ``y``): a point is on the front when its ``y``
+    beats every ``y`` before it, or it equals the last front point.
+    """
+    xs = x if x_direction == "minimize" else -x
+    ys = y if y_direction == "minimize" else -y
+    mask = np.zeros(len(xs), dtype=bool)
+    best_y, last = math.inf, (math.nan, math.nan)
+    for i in np.lexsort((ys, xs)):
+        if ys[i] < best_y or (xs[i], ys[i]) == last:
+            mask[i] = True
+            best_y, last = ys[i], (xs[i], ys[i])
+    return mask
+
+
+def pareto_figure(
+    done: Any, front: np.ndarray, x: tuple[str, str], y: tuple[str, str]
+) -> go.Figure:
+    """All completed trials, the non-dominated ones highlighted and joined."""
+    (x_metric, x_direction), (y_metric, y_direction) = x, y
+    figure = go.Figure()
+    for on_front, name, style in [
+        (False, "dominated", {"color": "#b8c2cf", "size": 8}),
+        (True, "Pareto front", {"color": "#d62728", "size": 11, "symbol": "diamond"}),
+    ]:
+        points = done[front == on_front].sort_values(x_metric)
+        figure.add_trace(
+            go.Scatter(
+                x=points[x_metric],
+                y=points[y_metric],
+                mode="lines+markers" if on_front else "markers",
+                line={"color": "#d62728", "width": 1.5, "dash": "dot"},
+                marker=style,
+                name=name,
+                text=[f"trial {i}" for i in points["trial_index"]],
+            )
+        )
+    figure.update_layout(
+        height=450,
+        title_text=f"{x_metric} and {y_metric}",
+        xaxis_title=f"{x_metric} ({x_direction})",
+        yaxis_title=f"{y_metric} ({y_direction})",
+    )
+    return figure
+
+
+# --- timeline ---------------------------------------------------------------------
+
+
+def _timeline(frame: Any, now: pd.Timestamp) -> str:
+    bars = _bars(frame, now)
+    if bars.empty:
+        return _empty("No trial has started yet.")
+    note = (
+        '<p class="note">Lanes are inferred: each trial takes the lowest lane free when it '
+        "started. The thin light strip before a bar is the time the trial waited (for a free "
+        "slot, or in a cluster's queue).</p>"
+    )
+    return note + _figure_html(timeline_figure(bars))
+
+
+def _bars(frame: Any, now: pd.Timestamp) -> Any:
+    """Started trials, with ``start``, ``end`` and ``lane``."""
+    bars = frame[frame["started_at"].notna()].copy()
+    running = bars["finished_at"].isna() & (bars["status"] == "RUNNING")
+    bars["end"] = bars["finished_at"].where(~running, now)
+    bars["end"] = bars["end"].fillna(bars["started_at"])  # ended, time not recorded
+    bars["start"] = bars["started_at"]
+    bars = bars.sort_values(["start", "trial_index"])
+    bars["lane"] = assign_lanes(zip(bars["start"], bars["end"], strict=True), LANE_SLACK)
+    return bars
+
+
+def assign_lanes(intervals: Iterable[tuple[Any, Any]], slack: Any) -> list[int]:
+    """Interval partitioning: each (begin, end), in order of begin, takes the lowest free lane.
+
+    Args:
+        intervals: (begin, end) pairs sorted by begin.
+        slack: How far a lane's last end may overlap the next begin and still be free.
+
+    Returns:
+        The lane (from 0) of each interval.
+    """
+    lane_ends: list[Any] = []
+    lanes = []
+    for begin, end in intervals:
+        lane = next((n for n, busy in enumerate(lane_ends) if busy <= begin + slack), None)
+        if lane is None:
+            lane = len(lane_ends)
+            lane_ends.append(end)
+        lane_ends[lane] = end
+        lanes.append(lane)
+    return lanes
+
+
+def timeline_figure(bars: Any) -> go.Figure:
+    """One horizontal bar per trial on its lane, coloured by status; queued time lighter."""
+    figure = go.Figure()
+    queued = bars[bars["queued_at"] < bars["started_at"]]
+    if len(queued):
+        # A thin strip along the lane's edge: while a trial waits, the lane's previous
+        # trial may still be running, and the two must not hide each other.
+        strip = {"width": 0.15, "offset": 0.3, "opacity": 0.45}
+        figure.add_trace(_bar_trace(queued, "queued_at", "started_at", "queued", **strip))
+    for status, rows in bars.groupby("status", sort=False):
+        figure.add_trace(_bar_trace(rows, "start", "end", str(status)))
+    lanes = int(bars["lane"].max()) + 1
+    figure.update_layout(
+        barmode="overlay",
+        height=140 + min(36 * lanes, 840),  # hundreds of Slurm jobs: thinner bars
+        title_text="Trials per worker lane",
+        xaxis={"type": "date", "title": {"text": "time (UTC)"}},
+        yaxis={
+            "title": {"text": "lane"},
+            "autorange": "reversed",
+            "tickprefix": "lane ",
+            "dtick": 1 if lanes <= 24 else None,
+            "showgrid": False,
+            "zeroline": False,
+        },
+    )
+    return figure
+
+
+def _bar_trace(
+    rows: Any,
+    begin: str,
+    end: str,
+    name: str,
+    *,
+    width: float = 0.6,
+    offset: float = -0.3,
+    opacity: float = 1.0,
+) -> go.Bar:
+    # Plotly draws a date-axis bar from `base` for `x` milliseconds (as px.timeline does).
+    return go.Bar(
+        orientation="h",
+        base=_naive_utc(rows[begin]),
+        x=(rows[end] - rows[begin]).dt.total_seconds() * 1000,
+        y=rows["lane"] + 1,
+        width=width,
+        offset=offset,
+        name=name,
+        marker={
+            "color": _colours(rows),
+            "opacity": opacity,
+            "line": {"width": 1, "color": "white"},
+        },
+        hovertext=[_bar_hover(row) for row in rows.itertuples()],
+        hoverinfo="text",
+    )
+
+
+def _colours(rows: Any) -> list[str]:
+    return [STATUS_COLOURS.get(status, OTHER_STATUS_COLOUR) for status in rows["status"]]
+
+
+def _bar_hover(row: Any) -> str:
+    # Plotly renders hover text as a little HTML; what came from a trial is escaped.
+    lines = [
+        f"trial {row.trial_index}: {row.status}",
+        f"{'running for' if row.status == 'RUNNING' else 'ran'} "
+        + _format_seconds((row.end - row.start).total_seconds()),
+    ]
+    if row.queued_at < row.start:
+        lines.append(f"queued {_format_seconds((row.start - row.queued_at).total_seconds())}")
+    where = ", ".join(
+        f"{label} {value}"
+        for label, value in [("job", row.job_id), ("on", row.host), ("runner", row.runner)]
+        if _present(value)
+    )
+    lines += [html.escape(where)] if where else []
+    if _present(row.failure_reason):
+        lines.append(html.escape(_shorten(str(row.failure_reason))))
+    return "<br>".join(lines)
+
+
+# --- results table ----------------------------------------------------------------
+
+
+def _results_table(frame: Any) -> str:
+    if frame.empty:
+        return _empty("No trials yet.")
+    header = "".join(f"<th>{html.escape(str(column))}</th>" for column in frame.columns)
+    rows = "\n".join(_table_row(row) for row in frame.itertuples(index=False))
+    return (
+        '<div class="table-wrap"><table class="results">\n'
+        f"<thead><tr>{header}</tr></thead>\n<tbody>\n{rows}\n</tbody></table></div>"
+    )
+
+
+def _table_row(row: Sequence[Any]) -> str:
+    status = html.escape(str(row[1]), quote=True)  # the second column, after trial_index
+    return f'<tr class="{status}">' + "".join(_cell(value) for value in row) + "</tr>"
+
+
+def _cell(value: Any) -> str:
+    if not _present(value):
+        return "<td></td>"
+    if isinstance(value, int | float | np.number) and not isinstance(value, bool):
+        return f'<td class="num">{html.escape(_format_value(value))}</td>'
+    text = _format_value(value)
+    if len(text) <= MAX_CELL_CHARS:
+        return f"<td>{html.escape(text)}</td>"
+    title = html.escape(text, quote=True)
+    return f'<td title="{title}">{html.escape(_shorten(text))}</td>'
+
+
+# --- formatting -------------------------------------------------------------------
+
+
+def _present(value: Any) -> bool:
+    """Not None, NaN or NaT."""
+    return value is not None and not (pd.api.types.is_scalar(value) and pd.isna(value))
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, pd.Timestamp):
+        return f"{value:%Y-%m-%d %H:%M:%S.%f}"[:-3]
+    if isinstance(value, float | np.floating):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _shorten(text: str) -> str:
+    return text if len(text) <= MAX_CELL_CHARS else text[: MAX_CELL_CHARS - 1] + "\u2026"
+
+
+def _format_seconds(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.3g} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s"
+    return f"{minutes // 60} h {minutes % 60} min"
+
+
+def _naive_utc(times: Any) -> list[str]:
+    # Plotly's date axes ignore a UTC offset; ISO text without one is read as is.
+    return [f"{moment:%Y-%m-%d %H:%M:%S.%f}" for moment in times.dt.tz_convert("UTC")]

@@ -1,0 +1,225 @@
+"""The HTML report: its sections from real runs, escaping, offline, and in Chromium."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import math
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.offline
+import pytest
+
+import report_screenshot
+from ax_scheduler._report import assign_lanes, pareto_mask, render_report, write_report
+from ax_scheduler._table import results_frame
+from conftest import legacy_client
+
+NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return report_screenshot.single_objective_experiment(tmp_path_factory.mktemp("single"))
+
+
+@pytest.fixture(scope="module")
+def multi(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    return report_screenshot.multi_objective_experiment(tmp_path_factory.mktemp("multi"))
+
+
+@pytest.fixture
+def single_frame(single: Any) -> Any:
+    return results_frame(single)
+
+
+def plot_count(page: str) -> int:
+    return page.count('class="plotly-graph-div"')
+
+
+def still_running(frame: Any) -> Any:
+    """``frame`` as if every trial had started and none had finished yet."""
+    running = frame.copy()
+    running["status"] = "RUNNING"
+    running[["objective", "objective_sem", "duration_s"]] = math.nan
+    running["finished_at"] = pd.NaT
+    running["failure_reason"] = None
+    return running
+
+
+def test_single_objective_report_has_every_section(single: Any, single_frame: Any) -> None:
+    page = render_report(single, single_frame, now=NOW)
+
+    for section in ("summary", "optimization-trace", "objectives-against-parameters"):
+        assert f'<section id="{section}">' in page
+    assert '<section id="timeline-of-trials">' in page
+    assert '<section id="results">' in page
+    assert "pareto-front" not in page
+    assert plot_count(page) == 3  # the trace, the slice plots, the timeline
+    assert "8 (7 completed, 1 failed)" in page
+    best = single_frame.loc[single_frame["objective"].idxmin()]
+    assert f"<b>{best['objective']:.6g}</b> in trial {best['trial_index']}" in page
+    assert "solver diverged at x=-1." in page  # the failed trial's row
+
+
+def test_multi_objective_report_highlights_the_pareto_front(multi: Any) -> None:
+    frame = results_frame(multi)
+    page = render_report(multi, frame, now=NOW)
+
+    assert '<section id="pareto-front">' in page
+    assert plot_count(page) == 6  # two traces, two slice figures, the front, the timeline
+    assert "a (minimize), b (minimize)" in page
+    front = pareto_mask(frame["a"].to_numpy(), frame["b"].to_numpy(), "minimize", "minimize")
+    assert 0 < front.sum() < len(frame)
+
+
+@pytest.mark.parametrize(
+    ("x_direction", "y_direction"), list(itertools.product(["minimize", "maximize"], repeat=2))
+)
+def test_pareto_mask_keeps_exactly_the_non_dominated_points(
+    x_direction: str, y_direction: str
+) -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 6, 40).astype(float), rng.integers(0, 6, 40).astype(float)
+    sx, sy = (1 if x_direction == "minimize" else -1), (1 if y_direction == "minimize" else -1)
+
+    def dominated(i: int) -> bool:
+        return any(
+            sx * x[j] <= sx * x[i]
+            and sy * y[j] <= sy * y[i]
+            and (sx * x[j] < sx * x[i] or sy * y[j] < sy * y[i])
+            for j in range(len(x))
+        )
+
+    expected = [not dominated(i) for i in range(len(x))]
+    assert pareto_mask(x, y, x_direction, y_direction).tolist() == expected
+
+
+def test_a_trial_takes_the_lowest_lane_free_at_its_start() -> None:
+    intervals = [(0, 5), (1, 3), (4, 6), (5, 9), (5, 7), (6, 8)]
+    assert assign_lanes(intervals, slack=0) == [0, 1, 1, 0, 2, 1]
+
+
+def test_a_lane_is_free_within_the_slack() -> None:
+    assert assign_lanes([(0, 10), (9, 12)], slack=1) == [0, 0]
+    assert assign_lanes([(0, 10), (8, 12)], slack=1) == [0, 1]
+
+
+def test_user_text_is_escaped_and_long_text_cut(single: Any, single_frame: Any) -> None:
+    frame = single_frame.copy()
+    failed = frame.index[frame["status"] == "FAILED"][0]
+    reason = "<script>alert('reason')</script> " + "x" * 200
+    frame.loc[failed, "failure_reason"] = reason
+
+    page = render_report(single, frame, title="<i>my run</i>", now=NOW)
+
+    assert "<script>alert" not in page
+    assert "<i>my run</i>" not in page
+    assert "<h1>&lt;i&gt;my run&lt;/i&gt;</h1>" in page
+    cell = re.search(r'<td title="([^"]*)">([^<]*)</td>', page)
+    assert cell is not None
+    assert cell.group(1) == "&lt;script&gt;alert(&#x27;reason&#x27;)&lt;/script&gt; " + "x" * 200
+    assert cell.group(2).startswith("&lt;script&gt;alert(&#x27;reason&#x27;)")
+    assert cell.group(2).endswith("x\u2026")
+    assert len("<script>alert('reason')</script> x") < 80 < len(reason)
+
+
+def test_report_loads_nothing_from_the_network(single: Any, single_frame: Any) -> None:
+    page = render_report(single, single_frame, now=NOW)
+    plotly_js = plotly.offline.get_plotlyjs()
+
+    assert page.count(plotly_js) == 1
+    rest = page.replace(plotly_js, "")
+    assert not re.search(r"<script[^>]*\ssrc=|<link|@import|url\(", rest)
+    assert "http://" not in rest
+    assert "https://" not in rest
+
+
+def test_report_of_running_trials_says_none_completed(single: Any, single_frame: Any) -> None:
+    page = render_report(single, still_running(single_frame), now=NOW)
+
+    assert "No completed trials yet." in page
+    assert "8 (8 running)" in page
+    assert plot_count(page) == 1  # only the timeline: bars run up to now
+    assert "running for" in page  # up to the report's time
+
+
+def test_report_of_an_experiment_without_trials() -> None:
+    experiment = legacy_client().experiment
+    page = render_report(experiment, results_frame(experiment), now=NOW)
+
+    assert "No completed trials yet." in page
+    assert "No trial has started yet." in page
+    assert "No trials yet." in page
+    assert plot_count(page) == 0
+
+
+def test_timeline_hover_names_trial_status_duration_and_job(single: Any, single_frame: Any) -> None:
+    frame = single_frame.copy()
+    frame["job_id"], frame["host"] = "4242", "node-7"
+    done = frame.index[frame["status"] == "COMPLETED"][0]
+    frame.loc[done, "queued_at"] = frame.loc[done, "started_at"] - pd.Timedelta(seconds=90)
+
+    page = render_report(single, frame, now=NOW)
+
+    assert f"trial {frame.loc[done, 'trial_index']}: COMPLETED" in page
+    assert "queued 1 min 30 s" in page
+    assert re.search(r"ran 0\.\d+ s", page)
+    assert "job 4242, on node-7, runner joblib" in page
+
+
+def test_write_report_writes_the_file_and_returns_its_path(single: Any, tmp_path: Path) -> None:
+    target = tmp_path / "a dir" / "report.html"
+
+    written = write_report(single, target)
+
+    assert written == target
+    assert target.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert [p.name for p in target.parent.iterdir()] == ["report.html"]  # no temp file left
+
+
+# --- in a real browser ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    # No skip: CI installs chromium (ci/install-chromium.sh); without it this must fail.
+    assert Path(report_screenshot.CHROMIUM).exists(), (
+        f"no chromium at {report_screenshot.CHROMIUM}: run ci/install-chromium.sh "
+        "or set CHROMIUM to a Chromium binary"
+    )
+    with sync_playwright() as playwright:
+        launched = report_screenshot.launch(playwright)
+        yield launched
+        launched.close()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(
+    ("report", "plots"), [("single", 3), ("multi", 6), ("running", 1)], ids=str
+)
+def test_report_renders_offline_in_chromium(
+    report: str, plots: int, browser: Any, single: Any, multi: Any, tmp_path: Path
+) -> None:
+    experiment = multi if report == "multi" else single
+    frame = results_frame(experiment)
+    if report == "running":
+        frame = still_running(frame)
+    path = write_report(experiment, tmp_path / "report.html", frame=frame)
+    page = report_screenshot.OfflinePage(browser)
+
+    page.open(path).screenshot(path=tmp_path / "report.png", full_page=True)
+
+    assert page.errors == []
+    assert page.blocked == []
+    drawn = page.plots()
+    assert len(drawn) == plots
+    assert all(plot["panels"] > 0 and plot["drawn"] == plot["panels"] for plot in drawn), drawn
+    assert (tmp_path / "report.png").stat().st_size > 10_000
