@@ -11,10 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from ax_scheduler._core import Progress
-from ax_scheduler._progress import display_wanted, render
+from ax_scheduler._progress import display_mode, progress_display, render
 
 DRIVER = Path(__file__).with_name("progress_driver.py")
 ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -113,12 +114,27 @@ def test_render_counts_best_time_left_and_runner_load() -> None:
     assert "slurm: 2 pending, 3 running" in text
 
 
-def test_display_wanted_only_in_terminals_and_notebooks() -> None:
+def test_display_is_live_in_terminals_and_notebooks_and_off_elsewhere() -> None:
     plain = Console(file=io.StringIO())
     terminal = Console(file=io.StringIO(), force_terminal=True)
     notebook = Console(file=io.StringIO(), force_jupyter=True)
 
-    assert not display_wanted(True, plain)
-    assert display_wanted(True, terminal)
-    assert not display_wanted(False, terminal)
-    assert display_wanted(True, notebook)  # a widget: ipywidgets is installed here
+    assert display_mode(True, plain) is None
+    assert display_mode(True, terminal) == "live"
+    assert display_mode(False, terminal) is None
+    assert display_mode(True, notebook) == "live"  # a widget: ipywidgets is installed here
+
+
+def test_notebook_without_ipywidgets_gets_one_plain_summary(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # import fails
+    shown: list[object] = []
+    notebook = Console(file=io.StringIO(), force_jupyter=True)
+    monkeypatch.setattr(notebook, "print", lambda *items, **_: shown.extend(items))
+    progress = Progress(total=2, completed=2)
+
+    assert display_mode(True, notebook) == "summary"
+    with progress_display(progress, lambda: None, "joblib", console=notebook):
+        assert shown == []  # nothing while it runs
+    assert len(shown) == 1

@@ -26,21 +26,23 @@ from ._core import Progress
 REFRESH_PER_SECOND = 4
 
 
-def display_wanted(enabled: bool, console: Console) -> bool:
-    """Whether to show the display: asked for, and a terminal or a notebook to show it in.
+def display_mode(enabled: bool, console: Console) -> str | None:
+    """How to show progress: ``"live"``, ``"summary"`` (once, at the end) or None.
 
-    A notebook needs ipywidgets (rich renders the display as a widget there);
-    without it nothing is shown rather than escape codes.
+    Live in a terminal, and in a notebook with ipywidgets (rich renders the
+    display as a widget there). A notebook without ipywidgets gets the final
+    state as one plain block instead of escape codes. Nothing when stderr is a
+    file or a pipe, or when the ``progress`` option is off.
     """
     if not enabled:
-        return False
+        return None
     if console.is_jupyter:
         try:
             import ipywidgets  # noqa: F401
         except ImportError:
-            return False
-        return True
-    return console.is_terminal and not console.is_dumb_terminal
+            return "summary"
+        return "live"
+    return "live" if console.is_terminal and not console.is_dumb_terminal else None
 
 
 def render(progress: Progress, load: Mapping[str, int] | None, runner: str) -> RenderableType:
@@ -96,7 +98,7 @@ def progress_display(
     enabled: bool = True,
     console: Console | None = None,
 ) -> Iterator[None]:
-    """Show the live display while the block runs (if wanted, see :func:`display_wanted`).
+    """Show the display while the block runs, as :func:`display_mode` decides.
 
     Args:
         progress: The core's counters.
@@ -106,8 +108,15 @@ def progress_display(
         console: Where to draw; rich's console on stderr by default.
     """
     console = console or Console(stderr=True)
-    if not display_wanted(enabled, console):
+    mode = display_mode(enabled, console)
+    if mode is None:
         yield
+        return
+    if mode == "summary":
+        try:
+            yield
+        finally:
+            console.print(render(progress, _safe(load), runner))
         return
     live = Live(
         get_renderable=lambda: render(progress, _safe(load), runner),
