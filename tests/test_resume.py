@@ -13,6 +13,7 @@ container or worker process is left.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -25,6 +26,7 @@ from typing import Any
 
 import pytest
 
+import objectives
 from ax_scheduler import (
     AxScheduler,
     CheckpointError,
@@ -451,3 +453,19 @@ def test_a_checkpoint_path_holding_another_run_is_not_overwritten(tmp_path: Path
     resumed.run_optimization(max_trials=1)
     resumed.close()
     assert len(checkpoint_statuses(checkpoint)) == 3
+
+
+def test_resume_logs_how_many_trials_the_checkpoint_holds(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    checkpoint = tmp_path / "run.json"
+    config = {"checkpoint_path": checkpoint, "job_output_dir": tmp_path}
+    with AxScheduler(legacy_client(), JobLibRunner(n_jobs=2), config=config) as scheduler:
+        scheduler.set_objective_function(objectives.rosenbrock_dict)
+        scheduler.run_optimization(max_trials=3)
+
+    with caplog.at_level(logging.INFO, logger="ax_scheduler"):
+        resumed = AxScheduler.resume(checkpoint, JobLibRunner(n_jobs=2))
+    resumed.close()
+
+    assert any(": 3 trials, 0 to re-attach" in r.getMessage() for r in caplog.records)
