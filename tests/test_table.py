@@ -132,3 +132,36 @@ def test_one_log_line_per_state_change_and_no_handlers_of_our_own(
     ours = logging.getLogger("ax_scheduler")
     assert ours.handlers == []
     assert ours.level == logging.NOTSET
+
+
+def test_report_is_written_during_a_run_after_close_and_from_async(
+    tmp_path: Path, scheduler_factory: Any
+) -> None:
+    scheduler = scheduler_factory(
+        legacy_client(), objective=objectives.fails_when_x_negative, job_output_dir=tmp_path
+    )
+    run_batch(scheduler)
+
+    during = scheduler.report(tmp_path / "during.html")
+    scheduler.close()
+    after = scheduler.report(tmp_path / "after.html", title="Rosenbrock, afterwards")
+
+    for page in (during, after):
+        html = page.read_text()
+        assert "test_experiment" in html
+        assert "3 (2 completed, 1 failed)" in html
+        assert "ZeroDivisionError: simulated crash at x=-1.0" in html
+    assert "Rosenbrock, afterwards" in after.read_text()
+
+
+async def test_results_and_report_async(tmp_path: Path) -> None:
+    async with AxScheduler(
+        legacy_client(), JobLibRunner(n_jobs=2), config={"job_output_dir": tmp_path}
+    ) as scheduler:
+        scheduler.set_objective_function(objectives.rosenbrock_dict)
+        await scheduler.run_optimization_async(max_trials=2)
+        table = await scheduler.results_async()
+        page = await scheduler.report_async(tmp_path / "report.html")
+
+    assert list(table["status"]) == ["COMPLETED", "COMPLETED"]
+    assert "2 (2 completed)" in page.read_text()
