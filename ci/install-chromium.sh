@@ -8,6 +8,6 @@ fi
 [ "$(id -u)" = 0 ] || { echo "install-chromium: must run as root to apt-get install chromium" >&2; exit 1; }
 echo "install-chromium: installing Debian's chromium"
 export DEBIAN_FRONTEND=noninteractive
-apt-get install -y --no-install-recommends chromium fonts-dejavu-core >/dev/null \
-  || { apt-get update -qq && apt-get install -y --no-install-recommends chromium fonts-dejavu-core >/dev/null; }
+apt-get install -y chromium fonts-dejavu-core >/dev/null \
+  || { apt-get update -qq && apt-get install -y chromium fonts-dejavu-core >/dev/null; }
 chromium --version
