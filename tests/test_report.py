@@ -16,7 +16,8 @@ import plotly.offline
 import pytest
 
 import report_screenshot
-from ax_scheduler._report import assign_lanes, pareto_mask, render_report, write_report
+from ax_scheduler._figures import assign_lanes, pareto_mask
+from ax_scheduler._report import render_report, write_report
 from ax_scheduler._table import results_frame
 from conftest import legacy_client
 

@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,28 +35,26 @@ import numpy as np
 import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 import plotly.graph_objects as go
 import plotly.offline
-from plotly.subplots import make_subplots
 
 from ._core import write_atomically
+from ._figures import (
+    MAX_CELL_CHARS,
+    assign_lanes,
+    format_seconds,
+    pareto_figure,
+    pareto_mask,
+    present,
+    shorten,
+    slice_figure,
+    timeline_figure,
+    trace_figure,
+)
 from ._table import results_frame
 
-#: Bar colour per Ax trial status; anything else (staged, stale...) light grey.
-STATUS_COLOURS = {
-    "COMPLETED": "#2ca02c",
-    "FAILED": "#d62728",
-    "RUNNING": "#1f77b4",
-    "EARLY_STOPPED": "#ff7f0e",
-    "ABANDONED": "#7f7f7f",
-}
-OTHER_STATUS_COLOUR = "#c7c7c7"
-
-#: Table cells longer than this are cut, the full text kept in a tooltip.
-MAX_CELL_CHARS = 80
-
 #: How far a trial may seem to overlap its lane's previous trial. A trial's end is
-#: stamped when Ax's thread records it, some milliseconds after its worker was
-#: free again (tens while Ax generates the next trials); without slack that lag
-#: would open lanes no worker ran on.
+#: stamped on the event loop when its runner returns, a little after its worker
+#: was free (a worker's result travels back through a pipe and a thread); without
+#: slack that lag could open lanes no worker ran on.
 LANE_SLACK = pd.Timedelta(milliseconds=50)
 
 NO_COMPLETED = "No completed trials yet."
@@ -248,7 +245,7 @@ def _time_span(frame: Any, now: pd.Timestamp) -> str:
     if times.empty:
         return "no trial has started yet"
     first, last = times.min(), now if (frame["status"] == "RUNNING").any() else times.max()
-    span = _format_seconds((last - first).total_seconds())
+    span = format_seconds((last - first).total_seconds())
     return f"{first:%Y-%m-%d %H:%M:%S} to {last:%Y-%m-%d %H:%M:%S} UTC ({span})"
 
 
@@ -266,62 +263,6 @@ def _traces(frame: Any, columns: _Columns) -> str:
     return "\n".join(parts) if parts else _empty(NO_COMPLETED)
 
 
-def trace_figure(done: Any, metric: str, direction: str) -> go.Figure:
-    """Observed values and the best so far, against trial index and against finish time."""
-    figure = make_subplots(
-        rows=1,
-        cols=2,
-        shared_yaxes=True,
-        horizontal_spacing=0.04,
-        subplot_titles=("against trials", "against wall time (UTC)"),
-    )
-    by_index = done.sort_values("trial_index")
-    by_time = done[done["finished_at"].notna()].sort_values("finished_at")
-    panels = [(by_index, by_index["trial_index"]), (by_time, _naive_utc(by_time["finished_at"]))]
-    for col, (rows, x) in enumerate(panels, start=1):
-        for trace in _trace_panel(rows, x, metric, direction, legend=col == 1):
-            figure.add_trace(trace, row=1, col=col)
-    figure.update_xaxes(title_text="trial index", row=1, col=1)
-    figure.update_yaxes(title_text=f"{metric} ({direction})", type=_axis_type(done[metric]))
-    figure.update_layout(height=380, title_text=f"{metric}: best so far")
-    return figure
-
-
-def _trace_panel(rows: Any, x: Any, metric: str, direction: str, legend: bool) -> list[Any]:
-    hover = [f"trial {i}" for i in rows["trial_index"]]
-    observed = go.Scatter(
-        x=x,
-        y=rows[metric],
-        mode="markers",
-        marker={"color": "#9aa7b8", "size": 7},
-        **_series("observed", hover, legend),
-    )
-    best = go.Scatter(
-        x=x,
-        y=best_so_far(rows[metric], direction),
-        mode="lines",
-        line={"shape": "hv", "color": "#1f77b4", "width": 2.5},
-        **_series("best so far", hover, legend),
-    )
-    return [observed, best]
-
-
-def _series(name: str, hover: list[str], legend: bool) -> dict[str, Any]:
-    """One legend entry for a series drawn in several panels."""
-    return {"name": name, "text": hover, "legendgroup": name, "showlegend": legend}
-
-
-def best_so_far(values: Any, direction: str) -> Any:
-    """The running best of ``values`` (a Series, in order) for ``direction``."""
-    return values.cummin() if direction == "minimize" else values.cummax()
-
-
-def _axis_type(values: Any) -> str:
-    # Losses often span decades: on a linear axis the best-so-far line hugs zero.
-    spans_decades = len(values) > 1 and (values > 0).all() and values.max() > 1000 * values.min()
-    return "log" if spans_decades else "linear"
-
-
 # --- parameters -------------------------------------------------------------------
 
 
@@ -334,41 +275,6 @@ def _slices(frame: Any, columns: _Columns) -> str:
         if len(_completed(frame, metric))
     ]
     return "\n".join(parts) if parts else _empty(NO_COMPLETED)
-
-
-def slice_figure(done: Any, metric: str, parameters: Sequence[str]) -> go.Figure:
-    """``metric`` against each parameter, one panel each; colour is the trial index."""
-    cols = min(3, len(parameters))
-    rows = math.ceil(len(parameters) / cols)
-    figure = make_subplots(
-        rows=rows, cols=cols, subplot_titles=list(parameters), vertical_spacing=0.5 / rows
-    )
-    hover = [f"trial {i}" for i in done["trial_index"]]
-    for position, parameter in enumerate(parameters):
-        row, col = divmod(position, cols)
-        figure.add_trace(
-            go.Scatter(
-                x=done[parameter],
-                y=done[metric],
-                mode="markers",
-                text=hover,
-                name=parameter,
-                showlegend=False,
-                marker={
-                    "color": done["trial_index"],
-                    "colorscale": "Viridis",
-                    "size": 8,
-                    "showscale": position == 0,
-                    "colorbar": {"title": {"text": "trial"}},
-                },
-            ),
-            row=row + 1,
-            col=col + 1,
-        )
-    figure.update_yaxes(type=_axis_type(done[metric]))
-    figure.update_yaxes(title_text=metric, col=1)
-    figure.update_layout(height=300 * rows + 60, title_text=f"{metric} against each parameter")
-    return figure
 
 
 # --- Pareto front -----------------------------------------------------------------
@@ -385,54 +291,6 @@ def _pareto(frame: Any, columns: _Columns) -> str:
         note = '<p class="note">The first two objectives; the front is over these two.</p>'
     figure = pareto_figure(done, front, (x, x_direction), (y, y_direction))
     return note + _figure_html(figure)
-
-
-def pareto_mask(x: np.ndarray, y: np.ndarray, x_direction: str, y_direction: str) -> np.ndarray:
-    """Which points no other point dominates (better or equal in both, better in one).
-
-    A sweep in order of ``x`` (then ``y``): a point is on the front when its ``y``
-    beats every ``y`` before it, or it equals the last front point.
-    """
-    xs = x if x_direction == "minimize" else -x
-    ys = y if y_direction == "minimize" else -y
-    mask = np.zeros(len(xs), dtype=bool)
-    best_y, last = math.inf, (math.nan, math.nan)
-    for i in np.lexsort((ys, xs)):
-        if ys[i] < best_y or (xs[i], ys[i]) == last:
-            mask[i] = True
-            best_y, last = ys[i], (xs[i], ys[i])
-    return mask
-
-
-def pareto_figure(
-    done: Any, front: np.ndarray, x: tuple[str, str], y: tuple[str, str]
-) -> go.Figure:
-    """All completed trials, the non-dominated ones highlighted and joined."""
-    (x_metric, x_direction), (y_metric, y_direction) = x, y
-    figure = go.Figure()
-    for on_front, name, style in [
-        (False, "dominated", {"color": "#b8c2cf", "size": 8}),
-        (True, "Pareto front", {"color": "#d62728", "size": 11, "symbol": "diamond"}),
-    ]:
-        points = done[front == on_front].sort_values(x_metric)
-        figure.add_trace(
-            go.Scatter(
-                x=points[x_metric],
-                y=points[y_metric],
-                mode="lines+markers" if on_front else "markers",
-                line={"color": "#d62728", "width": 1.5, "dash": "dot"},
-                marker=style,
-                name=name,
-                text=[f"trial {i}" for i in points["trial_index"]],
-            )
-        )
-    figure.update_layout(
-        height=450,
-        title_text=f"{x_metric} and {y_metric}",
-        xaxis_title=f"{x_metric} ({x_direction})",
-        yaxis_title=f"{y_metric} ({y_direction})",
-    )
-    return figure
 
 
 # --- timeline ---------------------------------------------------------------------
@@ -462,110 +320,6 @@ def _bars(frame: Any, now: pd.Timestamp) -> Any:
     return bars
 
 
-def assign_lanes(intervals: Iterable[tuple[Any, Any]], slack: Any) -> list[int]:
-    """Interval partitioning: each (begin, end), in order of begin, takes the lowest free lane.
-
-    Args:
-        intervals: (begin, end) pairs sorted by begin.
-        slack: How far a lane's last end may overlap the next begin and still be free.
-
-    Returns:
-        The lane (from 0) of each interval.
-    """
-    lane_ends: list[Any] = []
-    lanes = []
-    for begin, end in intervals:
-        lane = next((n for n, busy in enumerate(lane_ends) if busy <= begin + slack), None)
-        if lane is None:
-            lane = len(lane_ends)
-            lane_ends.append(end)
-        lane_ends[lane] = end
-        lanes.append(lane)
-    return lanes
-
-
-def timeline_figure(bars: Any) -> go.Figure:
-    """One horizontal bar per trial on its lane, coloured by status; queued time lighter."""
-    figure = go.Figure()
-    queued = bars[bars["queued_at"] < bars["started_at"]]
-    if len(queued):
-        # A thin strip along the lane's edge: while a trial waits, the lane's previous
-        # trial may still be running, and the two must not hide each other.
-        strip = {"width": 0.15, "offset": 0.3, "opacity": 0.45}
-        figure.add_trace(_bar_trace(queued, "queued_at", "started_at", "queued", **strip))
-    for status, rows in bars.groupby("status", sort=False):
-        figure.add_trace(_bar_trace(rows, "start", "end", str(status)))
-    lanes = int(bars["lane"].max()) + 1
-    figure.update_layout(
-        barmode="overlay",
-        height=140 + min(36 * lanes, 840),  # hundreds of Slurm jobs: thinner bars
-        title_text="Trials per worker lane",
-        xaxis={"type": "date", "title": {"text": "time (UTC)"}},
-        yaxis={
-            "title": {"text": "lane"},
-            "autorange": "reversed",
-            "tickprefix": "lane ",
-            "dtick": 1 if lanes <= 24 else None,
-            "showgrid": False,
-            "zeroline": False,
-        },
-    )
-    return figure
-
-
-def _bar_trace(
-    rows: Any,
-    begin: str,
-    end: str,
-    name: str,
-    *,
-    width: float = 0.6,
-    offset: float = -0.3,
-    opacity: float = 1.0,
-) -> go.Bar:
-    # Plotly draws a date-axis bar from `base` for `x` milliseconds (as px.timeline does).
-    return go.Bar(
-        orientation="h",
-        base=_naive_utc(rows[begin]),
-        x=(rows[end] - rows[begin]).dt.total_seconds() * 1000,
-        y=rows["lane"] + 1,
-        width=width,
-        offset=offset,
-        name=name,
-        marker={
-            "color": _colours(rows),
-            "opacity": opacity,
-            "line": {"width": 1, "color": "white"},
-        },
-        hovertext=[_bar_hover(row) for row in rows.itertuples()],
-        hoverinfo="text",
-    )
-
-
-def _colours(rows: Any) -> list[str]:
-    return [STATUS_COLOURS.get(status, OTHER_STATUS_COLOUR) for status in rows["status"]]
-
-
-def _bar_hover(row: Any) -> str:
-    # Plotly renders hover text as a little HTML; what came from a trial is escaped.
-    lines = [
-        f"trial {row.trial_index}: {row.status}",
-        f"{'running for' if row.status == 'RUNNING' else 'ran'} "
-        + _format_seconds((row.end - row.start).total_seconds()),
-    ]
-    if row.queued_at < row.start:
-        lines.append(f"queued {_format_seconds((row.start - row.queued_at).total_seconds())}")
-    where = ", ".join(
-        f"{label} {value}"
-        for label, value in [("job", row.job_id), ("on", row.host), ("runner", row.runner)]
-        if _present(value)
-    )
-    lines += [html.escape(where)] if where else []
-    if _present(row.failure_reason):
-        lines.append(html.escape(_shorten(str(row.failure_reason))))
-    return "<br>".join(lines)
-
-
 # --- results table ----------------------------------------------------------------
 
 
@@ -586,7 +340,7 @@ def _table_row(row: Sequence[Any]) -> str:
 
 
 def _cell(value: Any) -> str:
-    if not _present(value):
+    if not present(value):
         return "<td></td>"
     if isinstance(value, int | float | np.number) and not isinstance(value, bool):
         return f'<td class="num">{html.escape(_format_value(value))}</td>'
@@ -594,15 +348,10 @@ def _cell(value: Any) -> str:
     if len(text) <= MAX_CELL_CHARS:
         return f"<td>{html.escape(text)}</td>"
     title = html.escape(text, quote=True)
-    return f'<td title="{title}">{html.escape(_shorten(text))}</td>'
+    return f'<td title="{title}">{html.escape(shorten(text))}</td>'
 
 
 # --- formatting -------------------------------------------------------------------
-
-
-def _present(value: Any) -> bool:
-    """Not None, NaN or NaT."""
-    return value is not None and not (pd.api.types.is_scalar(value) and pd.isna(value))
 
 
 def _format_value(value: Any) -> str:
@@ -611,21 +360,3 @@ def _format_value(value: Any) -> str:
     if isinstance(value, float | np.floating):
         return f"{value:.6g}"
     return str(value)
-
-
-def _shorten(text: str) -> str:
-    return text if len(text) <= MAX_CELL_CHARS else text[: MAX_CELL_CHARS - 1] + "\u2026"
-
-
-def _format_seconds(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.3g} s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs} s"
-    return f"{minutes // 60} h {minutes % 60} min"
-
-
-def _naive_utc(times: Any) -> list[str]:
-    # Plotly's date axes ignore a UTC offset; ISO text without one is read as is.
-    return [f"{moment:%Y-%m-%d %H:%M:%S.%f}" for moment in times.dt.tz_convert("UTC")]
