@@ -111,7 +111,7 @@ def test_render_counts_best_time_left_and_runner_load() -> None:
     assert "~0:00:50 left" in text
     assert "3 running  2 queued  4 completed  1 failed  0 abandoned" in text
     assert "best so far: objective=0.125" in text
-    assert "slurm: 2 pending, 3 running" in text
+    assert "slurm: pending=2, running=3" in text
 
 
 def test_display_is_live_in_terminals_and_notebooks_and_off_elsewhere() -> None:

@@ -223,6 +223,11 @@ def no_worker_left_running(tmp_path: Path) -> Iterator[None]:
 
 
 # -- the tutorial, on two hosts ---------------------------------------------------------
+def sample_load(runner: SSHRunner, loads: list[dict[str, int]], done: threading.Event) -> None:
+    while not done.wait(0.05):
+        loads.append(dict(runner.load() or {}))
+
+
 def test_tutorial_run_spreads_trials_over_hosts_within_their_slots(
     tmp_path: Path, scheduler_factory: Any
 ) -> None:
@@ -235,12 +240,23 @@ def test_tutorial_run_spreads_trials_over_hosts_within_their_slots(
     assert runner.capacity == 3
     scheduler = scheduler_factory(client, runner)
     scheduler.set_objective_function(rosenbrock)
+    loads: list[dict[str, int]] = []  # what the progress display reads, sampled
+    done = threading.Event()
+    sampler = threading.Thread(target=sample_load, args=(runner, loads, done))
+    sampler.start()
     with scheduler.batch_trial_context() as batch:
         for i in range(4):
             batch.add_trial({"x": 1.0 - i / 8, "y": 0.25 * i})
     scheduler.run_optimization(max_trials=4)
+    done.set()
+    sampler.join()
 
     assert statuses(client) == dict.fromkeys(range(8), "COMPLETED")
+    peak_load = {name: max(load[name] for load in loads) for name in loads[0]}
+    assert sorted(peak_load.values()) == [1, 2]
+    assert set(runner.load().values()) == {0}  # type: ignore[union-attr]
+    table = scheduler.results()
+    assert set(table["host"]) == set(peak_load)
     trials = experiment_of(client).trials
     expected = {i: rosenbrock_value(**trials[i].arm.parameters) for i in range(8)}
     assert objective_values(client) == pytest.approx(expected)

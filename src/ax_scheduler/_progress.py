@@ -71,7 +71,7 @@ def render(progress: Progress, load: Mapping[str, int] | None, runner: str) -> R
     if best:
         lines.append(Text("best so far: " + ", ".join(f"{k}={v:.6g}" for k, v in best.items())))
     if load:
-        lines.append(Text(f"{runner}: " + ", ".join(f"{n} {state}" for state, n in load.items())))
+        lines.append(Text(f"{runner}: " + ", ".join(f"{name}={n}" for name, n in load.items())))
     return Group(*lines)
 
 

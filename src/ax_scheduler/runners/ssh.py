@@ -659,6 +659,13 @@ class SSHRunner(Runner):
             self._running.discard(process)
             self._free_slot(host)
 
+    def load(self) -> dict[str, int] | None:
+        """Running trials per host (``"node1 (down)"`` for a host out of the pool)."""
+        return {
+            f"{host.address} (down)" if host.down else host.address: host.running
+            for host in self._hosts
+        }
+
     async def aclose(self) -> None:
         """Kill every trial process group still running, then close the connections."""
         self._closing = True
