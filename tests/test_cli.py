@@ -464,7 +464,8 @@ def test_a_runner_that_cannot_run_the_objective_is_refused(workdir: Path) -> Non
 def test_the_stored_spec_rebuilds_the_run_without_the_file_and_keeps_no_secrets(
     workdir: Path,
 ) -> None:
-    from ax_scheduler._spec import SpecError, load_file, load_stored
+    from ax_scheduler._spec import load_file, load_stored
+    from ax_scheduler._yamlspec import SpecError
 
     text = (EXAMPLES / "cli_slurm.yaml").read_text().replace("username: me", "password: hunter2")
     (workdir / "secret.yaml").write_text(text)
@@ -497,7 +498,8 @@ def test_relative_paths_in_the_file_start_at_its_directory(
 
 def test_the_library_parts_of_the_file_are_the_library_models() -> None:
     from ax_scheduler import SchedulerConfig, SlurmConfig
-    from ax_scheduler._spec import RUNNER_MODELS, ExperimentSpec, valid_keys_at
+    from ax_scheduler._spec import RUNNER_MODELS, ExperimentSpec
+    from ax_scheduler._yamlspec import valid_keys_at
 
     assert ExperimentSpec.model_fields["config"].annotation is SchedulerConfig
     assert valid_keys_at(ExperimentSpec, ("config",)) == SchedulerConfig.allowed_keys()

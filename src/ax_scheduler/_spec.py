@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import cloudpickle
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -52,9 +51,16 @@ from ._config import (
 from ._container import make_container_objective
 from ._jobs import FunctionObjective, Objective
 from ._script import make_script_objective
+from ._yamlspec import (
+    Loc,
+    Problem,
+    Source,
+    SpecError,
+    check_duplicate_keys,
+    parse_yaml,
+    problems_of,
+)
 from .runners import DockerRunner, JobLibRunner, Runner, SlurmRunner, SSHRunner
-
-Loc = tuple[str | int, ...]
 
 #: The checkpoint a run writes when the file names none, next to the file.
 DEFAULT_CHECKPOINT = "run.json"
@@ -185,144 +191,6 @@ def _runner_model(kind: str, runner: type[Runner]) -> type[BaseModel]:
 RUNNER_MODELS = {kind: _runner_model(kind, runner) for kind, runner in RUNNERS.items()}
 
 
-# -- errors ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with the file: where (a pydantic-style ``loc``) and what."""
-
-    loc: Loc
-    message: str
-    line: int | None = None  # known without walking loc (a YAML syntax error)
-
-
-class SpecError(Exception):
-    """The experiment file is invalid; ``str()`` is one ``file:line: key: message`` per problem."""
-
-    def __init__(self, source: Source, problems: list[Problem]) -> None:
-        self.source = source
-        self.problems = problems
-        super().__init__("\n".join(source.describe(problem) for problem in problems))
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where a spec came from, and the YAML nodes that map keys to lines."""
-
-    name: str
-    root: Any = None  # yaml.Node, or None for a spec stored in a checkpoint
-
-    def describe(self, problem: Problem) -> str:
-        """``file:line: key: message``."""
-        line = problem.line or self.line_of(problem.loc)
-        where = f"{self.name}:{line}" if line is not None else self.name
-        key = format_loc(problem.loc)
-        return f"{where}: {key}: {problem.message}" if key else f"{where}: {problem.message}"
-
-    def line_of(self, loc: Loc) -> int | None:
-        """The line of the deepest key of ``loc`` the file has (1-based)."""
-        node = self.root
-        if node is None:
-            return None
-        line: int = node.start_mark.line + 1
-        for part in loc:
-            if isinstance(node, yaml.MappingNode):
-                found = [(k, v) for k, v in node.value if k.value == str(part)]
-                if found:
-                    key, node = found[-1]
-                    line = key.start_mark.line + 1
-            elif isinstance(node, yaml.SequenceNode) and part in range(len(node.value)):
-                node = node.value[part]
-                line = node.start_mark.line + 1
-        return line
-
-    def fail(self, loc: Loc, message: str, line: int | None = None) -> SpecError:
-        """A :class:`SpecError` with one problem."""
-        return SpecError(self, [Problem(loc, message, line)])
-
-
-def format_loc(loc: Loc) -> str:
-    """``("parameters", 1, "bounds")`` -> ``parameters[1].bounds``."""
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return text.removeprefix(".")
-
-
-def problems_of(exc: ValidationError, model: Any, prefix: Loc = ()) -> list[Problem]:
-    """pydantic's errors as problems, with the valid keys named for an unknown one.
-
-    A required key that is missing because it was misspelt is reported once, as
-    the unknown key with its suggestion.
-    """
-    problems: list[Problem] = []
-    missing: list[Loc] = []
-    suggested: set[Loc] = set()
-    for error in exc.errors():
-        loc = prefix + tuple(error["loc"])
-        if error["type"] == "extra_forbidden":
-            valid = valid_keys_at(model, tuple(error["loc"])[:-1])
-            close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
-            suggested.update((*loc[:-1], key) for key in close)
-            problems.append(Problem(loc, unknown_key_message(close, valid)))
-        elif error["type"] == "missing":
-            missing.append(loc)
-        else:
-            problems.append(Problem(loc, _message(error)))
-    return problems + [
-        Problem(loc, "required key is missing") for loc in missing if loc not in suggested
-    ]
-
-
-def _message(error: Any) -> str:
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if isinstance(error["input"], str | int | float | bool) or error["input"] is None:
-        message += f" (got {error['input']!r})"
-    return message
-
-
-def unknown_key_message(close: list[str], valid: list[str]) -> str:
-    """``unknown key; did you mean 'max_trials'? Valid keys here: ...``."""
-    hint = f"did you mean {close[0]!r}? Valid" if close else "valid"
-    return f"unknown key; {hint} keys here: {', '.join(valid)}"
-
-
-def valid_keys_at(model: Any, loc: Loc) -> list[str]:
-    """The keys a model accepts at ``loc`` (for suggestions), or [] if not a model there."""
-    annotation = model
-    for part in loc:
-        annotation = _step_into(annotation, part)
-    found = _model_in(annotation)
-    if found is None:
-        return []
-    allowed = getattr(found, "allowed_keys", None)
-    return list(allowed()) if callable(allowed) else sorted(found.model_fields)
-
-
-def _step_into(annotation: Any, part: str | int) -> Any:
-    model = _model_in(annotation)
-    if model is not None:
-        field = model.model_fields.get(str(part))
-        return None if field is None else field.annotation
-    args = [arg for arg in typing.get_args(_unannotated(annotation)) if arg is not type(None)]
-    return args[-1] if args else None  # list[X] -> X, dict[K, X] -> X
-
-
-def _unannotated(annotation: Any) -> Any:
-    while typing.get_origin(annotation) is Annotated:
-        annotation = typing.get_args(annotation)[0]
-    return annotation
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    """The model an annotation is (``X``, ``X | None``, ``Annotated[X, ...]``), if any."""
-    annotation = _unannotated(annotation)
-    candidates = [annotation, *typing.get_args(annotation)]
-    for candidate in map(_unannotated, candidates):
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-            return candidate
-    return None
-
-
 # -- loading --------------------------------------------------------------------------
 @dataclass
 class RunSpec:
@@ -402,9 +270,9 @@ def load_file(path: str | os.PathLike[str]) -> RunSpec:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise source.fail((), f"cannot read it: {exc.strerror or exc}") from None
-    root, data = _parse_yaml(text, source)
+    root, data = parse_yaml(text, source)
     source = Source(str(path), root)
-    _check_duplicate_keys(root, source)
+    check_duplicate_keys(root, source)
     return check(data, source, absolute(path).parent, file=absolute(path))
 
 
@@ -435,48 +303,6 @@ def load_stored(stored: Any, where: str) -> RunSpec:
         Path(stored["base_dir"]),
         file=Path(file) if file else None,
     )
-
-
-def _parse_yaml(text: str, source: Source) -> tuple[Any, Any]:
-    loader = yaml.SafeLoader(text)
-    try:
-        root = loader.get_single_node()
-        data = None if root is None else loader.construct_document(root)
-    except yaml.YAMLError as exc:
-        raise source.fail((), *_yaml_problem(exc)) from None
-    finally:
-        loader.dispose()
-    if not isinstance(data, Mapping):
-        got = "an empty file" if data is None else f"a {type(data).__name__}"
-        raise source.fail((), f"expected a mapping of keys (name: ..., parameters: ...), got {got}")
-    return root, data
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> tuple[str, int | None]:
-    """The message and line of a YAML syntax error, with where the broken part began."""
-    mark = getattr(exc, "problem_mark", None)
-    message = f"YAML syntax error: {getattr(exc, 'problem', None) or exc}"
-    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
-    if context and context_mark is not None:
-        message += f" ({context} that began on line {context_mark.line + 1})"
-    elif context:
-        message += f" ({context})"
-    return message, None if mark is None else mark.line + 1
-
-
-def _check_duplicate_keys(node: Any, source: Source, loc: Loc = ()) -> None:
-    # PyYAML keeps the last of two equal keys silently: the first would be ignored.
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, int] = {}
-        for key, value in node.value:
-            if key.value in seen:
-                message = f"duplicate key (first on line {seen[key.value]})"
-                raise source.fail((*loc, key.value), message, key.start_mark.line + 1)
-            seen[key.value] = key.start_mark.line + 1
-            _check_duplicate_keys(value, source, (*loc, key.value))
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _check_duplicate_keys(item, source, (*loc, index))
 
 
 def check(

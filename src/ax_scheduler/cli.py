@@ -274,7 +274,7 @@ def main() -> None:
 @contextmanager
 def _command(verbose: bool, quiet: bool) -> Iterator[None]:
     """Logging for one command, and its errors as one line and an exit code."""
-    from ._spec import SpecError
+    from ._yamlspec import SpecError
 
     with _logging(verbose, quiet):
         try:
