@@ -397,7 +397,6 @@ class AxScheduler:
         checkpoint = read_checkpoint(checkpoint_path)
         options = {**checkpoint.config, "checkpoint_path": str(checkpoint.path)}
         options.update(config or {})
-        trial_count = checkpoint.trial_count  # Ax's decoder consumes the snapshot it reads
         try:
             client = client_from_snapshot(checkpoint.client)
         except Exception as exc:  # noqa: BLE001 - whatever Ax's decoder raises
@@ -411,7 +410,7 @@ class AxScheduler:
             "resumed %s from %s: %d trials, %d to re-attach: %s",
             checkpoint.experiment,
             checkpoint_path,
-            trial_count,
+            len(scheduler.experiment.trials),
             len(lost),
             lost,
         )
