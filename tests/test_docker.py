@@ -83,6 +83,10 @@ def test_container_trials_run_end_to_end_and_hostile_values_stay_data(tmp_path: 
 
     assert set(statuses(client).values()) == {"COMPLETED"}
     assert experiment_of(client).trials[0].objective_mean == 6.5
+    table = scheduler.results()
+    assert set(table["runner"]) == {"docker"}
+    assert table["job_id"].str.startswith("axs-script_demo-trial-").all()  # container names
+    assert all(Path(log).read_text().startswith("trial ") for log in table["stdout"])
     for index, label in enumerate(HOSTILE):
         workdir = tmp_path / "runs with spaces" / f"script_demo-trial-{index}"
         assert (workdir / "stdout.log").read_text() == f"trial {index} label={label}\n"
