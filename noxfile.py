@@ -51,7 +51,8 @@ def tests(session: nox.Session) -> None:
     session.env["DOCKER_HOST"] = f"unix://{DOCKER_SOCKET}"
     try:
         start_slurm(session)
-        session.run("pytest", *(session.posargs or ["-q"]))
+        # --durations: where the suite's time goes, in every CI log (it must stay well under 15 min).
+        session.run("pytest", *(session.posargs or ["-q", "--durations=15"]))
     finally:
         session.run("bash", "ci/stop-slurm.sh", external=True)
         session.run("bash", "ci/stop-docker.sh", external=True)
