@@ -65,7 +65,9 @@ def test_single_objective_report_has_every_section(single: Any, single_frame: An
     assert "8 (7 completed, 1 failed)" in page
     best = single_frame.loc[single_frame["objective"].idxmin()]
     assert f"<b>{best['objective']:.6g}</b> in trial {best['trial_index']}" in page
-    assert "solver diverged at x=-1." in page  # the failed trial's row
+    (reason,) = single_frame.loc[single_frame["status"] == "FAILED", "failure_reason"]
+    assert reason.startswith("RuntimeError: solver diverged at x=")  # x in [-2, -1.5)
+    assert f"<td>{reason}</td>" in page  # the failed trial's row
 
 
 def test_multi_objective_report_highlights_the_pareto_front(multi: Any) -> None:
