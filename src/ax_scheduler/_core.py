@@ -42,7 +42,7 @@ from ._exceptions import (
 )
 from ._jobs import FunctionObjective, Job, Objective
 from ._results import describe_metrics, parse_result
-from ._table import results_frame
+from ._table import objective_directions, results_frame
 from .runners._base import Runner
 
 logger = logging.getLogger("ax_scheduler")
@@ -141,7 +141,7 @@ class Scheduler:
         self._interrupt_reason: str | None = None  # set by the facade on Ctrl-C
         self.last_run: RunSummary | None = None
         self.progress = Progress()
-        self._directions: dict[str, bool] | None = None  # objective -> minimize
+        self._directions: dict[str, str] | None = None  # objective -> "minimize"/"maximize"
         self._sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep  # tests inject a clock
         self._failures_checked = 0  # len(_failed) at the last failure-rate check
         self._ax_thread = AxThread("ax-scheduler-ax")
@@ -323,9 +323,7 @@ class Scheduler:
 
     def _handle(self, info: dict[str, Any]) -> str:
         """``joblib`` / ``slurm, slurm_job_id=12_3`` / ``ssh, host=node1, pid=42`` for log lines."""
-        keys = ("slurm_job_id", "host", "pid", "container")
-        ids = [f"{key}={info[key]}" for key in keys if info.get(key) is not None]
-        return ", ".join([self.runner.kind, *ids])
+        return ", ".join([self.runner.kind, *_handle_fields(info, HANDLE_KEYS[:-1])])
 
     async def _with_retries(self, job: Job, work: Awaitable[Any]) -> Any:
         """Await the trial's work; run it again on a fresh job after infrastructure failures.
@@ -429,14 +427,12 @@ class Scheduler:
     def _track_best(self, metrics: dict[str, tuple[float, float | None]]) -> None:
         """On the Ax thread: update the best observed value of each objective."""
         if self._directions is None:
-            config = self.ax.experiment.optimization_config
-            weights = config.objective.metric_weights if config is not None else []
-            self._directions = {name: weight < 0 for name, weight in weights}
-        for name, minimize in self._directions.items():
+            self._directions = objective_directions(self.ax.experiment)
+        for name, direction in self._directions.items():
             if name not in metrics:
                 continue
             value, best = metrics[name][0], self.progress.best.get(name)
-            if best is None or (value < best if minimize else value > best):
+            if best is None or (value < best if direction == "minimize" else value > best):
                 self.progress.best[name] = value
 
     async def _cancel(self, tasks: Iterable[asyncio.Task[None]], reason: str) -> None:
@@ -883,9 +879,16 @@ def _failure_kind(error: Any) -> str:
     return "objective"
 
 
+#: What identifies a job in log lines, most specific first (job_dir only when re-attaching).
+HANDLE_KEYS = ("slurm_job_id", "host", "pid", "container", "job_dir")
+
+
+def _handle_fields(info: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
+    return [f"{key}={info[key]}" for key in keys if info.get(key) is not None]
+
+
 def _where(info: dict[str, Any]) -> str:
-    keys = ("slurm_job_id", "host", "pid", "container", "job_dir")
-    return ", ".join(f"{key}={info[key]}" for key in keys if key in info) or "(no handle)"
+    return ", ".join(_handle_fields(info, HANDLE_KEYS)) or "(no handle)"
 
 
 def _first_line(text: str, limit: int = 200) -> str:

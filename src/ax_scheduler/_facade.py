@@ -331,7 +331,7 @@ class AxScheduler:
         if self._core.closed or self._core._loop is None:
             from ._report import write_report
 
-            return Path(write_report(self.experiment, path, frame=self.results(), title=title))
+            return Path(write_report(self.experiment, path, title=title))
         return self._call(self._core.report, path, title)
 
     @classmethod
@@ -480,10 +480,7 @@ class AxScheduler:
         if self._core.closed:
             from ._report import write_report
 
-            frame = results_frame(self.experiment)
-            return await asyncio.to_thread(
-                write_report, self.experiment, path, frame=frame, title=title
-            )
+            return await asyncio.to_thread(write_report, self.experiment, path, title=title)
         return await self._core.report(path, title)
 
     async def aclose(self) -> None:

@@ -15,6 +15,8 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ._jobworker import plain  # standard library only, like this module
+
 #: Seconds between a worker's checks that its driver is still alive.
 PARENT_CHECK_SECONDS = 1.0
 
@@ -62,7 +64,7 @@ def call_objective(
     status, value, details = outcome
     if status == "ok":
         with contextlib.suppress(TypeError, ValueError):  # not JSON data: the pickle still goes
-            _write(os.path.join(workdir, "result.json"), json.dumps(value, default=_plain))
+            _write(os.path.join(workdir, "result.json"), json.dumps(value, default=plain))
     else:
         report = json.dumps({"error": value, "traceback": details})
         _write(os.path.join(workdir, "error.json"), report)
@@ -108,14 +110,6 @@ def _output_to(workdir: str) -> Iterator[None]:
 def _write(path: str, text: str) -> None:
     with open(path, "w", encoding="utf-8") as file:
         file.write(text)
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars and arrays as plain numbers and lists."""
-    for method in ("item", "tolist"):
-        if hasattr(value, method):
-            return getattr(value, method)()
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def noop() -> None:
