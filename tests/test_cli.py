@@ -197,16 +197,23 @@ def test_ctrl_c_abandons_running_trials_exits_130_and_resume_completes_the_run(
     (tmp_path / "sleepy.py").write_text(SLEEPY)
     started = tmp_path / "started"
     started.mkdir()
-    env = {"CLI_TEST_STARTED": str(started), "CLI_TEST_SLEEP": "120"}
+    # faulthandler: a driver that does not exit is asked (SIGABRT) where each thread is.
+    env = {"CLI_TEST_STARTED": str(started), "CLI_TEST_SLEEP": "120", "PYTHONFAULTHANDLER": "1"}
 
     driver = start_in_a_terminal(["run", "slow.yaml"], tmp_path, env)
     try:
         assert wait_until(lambda: len(list(started.iterdir())) == 2, 120), driver.stderr
         os.killpg(driver.pid, signal.SIGINT)
-        stdout, stderr = driver.communicate(timeout=60)
+        try:
+            stdout, stderr = driver.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            driver.send_signal(signal.SIGABRT)
+            _, stacks = driver.communicate(timeout=30)
+            pytest.fail(f"no exit 60 s after Ctrl-C; the driver's threads:\n{stacks[-8000:]}")
     finally:
         if driver.poll() is None:  # a failed test must not leave its driver behind
             os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait()
 
     assert driver.returncode == 130, stderr
     assert "Traceback" not in stderr
