@@ -149,7 +149,15 @@ def test_resume_needs_a_checkpoint_with_a_spec_or_the_file(workdir: Path) -> Non
 
     saved = invoke("resume", "saved.json")
     assert saved.exit_code == 2
-    assert "saved.json is not a checkpoint" in saved.stderr
+    assert "saved.json was written by save_experiment(), not a checkpoint: show its" in (
+        saved.stderr
+    )
+    checkpoint_to_run = invoke("run", "run.json")
+    assert checkpoint_to_run.exit_code == 2
+    assert checkpoint_to_run.stderr == (
+        "error: run.json is an ax-scheduler checkpoint, not an experiment file: continue it"
+        " with `ax-scheduler resume run.json`\n"
+    )
     library = invoke("resume", "library.json")
     assert library.exit_code == 2
     assert "give the experiment file with --experiment FILE" in library.stderr
@@ -255,6 +263,12 @@ config:
 """
 
 
+DIRECTION_PROBLEM = (
+    "'minimise' is not a direction; did you mean 'minimize'? Valid: minimize, maximize, or"
+    " {minimize: true|false, threshold: NUMBER} (threshold optional)"
+)
+
+
 def edited(old: str, new: str) -> str:
     assert old in BASE
     return BASE.replace(old, new)
@@ -347,7 +361,7 @@ BAD_FILES = {
         edited("loss: minimize", "loss: minimise"),
         8,
         "objectives.loss",
-        "expected 'minimize', 'maximize' or {minimize: true, threshold: ...}, got 'minimise'",
+        DIRECTION_PROBLEM,
     ),
     "duplicate key": (BASE + "name: again\n", 17, "name", "duplicate key (first on line 1)"),
     "parameter Ax rejects": (
@@ -388,6 +402,32 @@ def test_a_mistake_in_the_file_names_its_line_and_key(
     assert lines, result.stderr
     assert any(message in found for found in lines), result.stderr
     assert not (workdir / "run.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("direction", "key", "problem"),
+    [
+        ("minimise", "objectives.loss", DIRECTION_PROBLEM),
+        (
+            "1",
+            "objectives.loss",
+            "1 is not a direction; valid: minimize, maximize, or {minimize: true|false,"
+            " threshold: NUMBER} (threshold optional)",
+        ),
+        (
+            "{minimise: true}",
+            "objectives.loss.minimise",
+            "unknown key; did you mean 'minimize'? Valid keys here: minimize, threshold",
+        ),
+    ],
+)
+def test_a_bad_objective_direction_is_named_once_with_the_valid_ones(
+    workdir: Path, direction: str, key: str, problem: str
+) -> None:
+    (workdir / "bad.yaml").write_text(edited("loss: minimize", f"loss: {direction}"))
+    result = invoke("run", "bad.yaml")
+    assert result.exit_code == 2
+    assert result.stderr == f"bad.yaml:8: {key}: {problem}\n"
 
 
 def test_every_problem_of_a_file_is_reported_in_line_order(workdir: Path) -> None:
@@ -563,10 +603,25 @@ def test_status_and_report_refuse_a_file_that_is_not_a_run(workdir: Path) -> Non
     for command in (["status", "other.json"], ["report", "other.json"]):
         result = invoke(*command)
         assert result.exit_code == 2
-        assert result.stderr.startswith("error: other.json is neither a checkpoint nor an Ax")
+        assert result.stderr.startswith(
+            "error: other.json is not a checkpoint or a save_experiment() file: it holds JSON"
+            " with the key '__type'; expected the checkpoint `ax-scheduler run` keeps"
+        )
     result = invoke("status", "broken.json")
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: cannot read broken.json: ")
+    assert result.stderr.startswith(
+        "error: broken.json is not a checkpoint or a save_experiment() file: it is not valid"
+        " JSON (Expecting value: line 1 column 16 (char 15)); expected the checkpoint"
+    )
+
+
+def test_status_of_a_snapshot_ax_cannot_load_says_so(workdir: Path) -> None:
+    (workdir / "saved.json").write_text('{"_type": "AxClient", "experiment": "garbage"}')
+    result = invoke("status", "saved.json")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        "error: saved.json was written by save_experiment(), but Ax cannot load it ("
+    ), result.stderr
 
 
 @pytest.mark.slow

@@ -84,20 +84,19 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist") from None
+    except UnicodeDecodeError:
+        raise _not_a_checkpoint(path) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
+        if not _starts_as_checkpoint(path):
+            raise _not_a_checkpoint(path) from None
         raise CheckpointError(
             f"checkpoint {str(path)!r} is corrupt: not JSON ({exc}); ax-scheduler never"
             " writes half a file, so it was changed or truncated by something else"
         ) from None
     if not isinstance(data, dict) or FORMAT_KEY not in data:
-        kind = data.get("__type") if isinstance(data, dict) else type(data).__name__
-        raise CheckpointError(
-            f"{str(path)!r} is not an ax-scheduler checkpoint (it holds {kind!r});"
-            " a file from save_experiment() or Ax's save_to_json_file() is loaded with"
-            " AxScheduler.load_experiment(path, runner)"
-        )
+        raise _not_a_checkpoint(path)
     if data[FORMAT_KEY] != FORMAT_VERSION:
         raise CheckpointError(
             f"checkpoint {str(path)!r} has format version {data[FORMAT_KEY]!r};"
@@ -109,6 +108,20 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {str(path)!r} is corrupt: {exc!r} is missing") from None
+
+
+def _starts_as_checkpoint(path: Path) -> bool:
+    from ._filekinds import Kind, file_kind  # here: _filekinds imports this module
+
+    return file_kind(path).kind is Kind.CHECKPOINT
+
+
+def _not_a_checkpoint(path: Path) -> CheckpointError:
+    """What ``path`` is instead, and what takes it (an experiment file, an Ax snapshot ...)."""
+    from ._filekinds import Use, file_kind, wrong_kind_message
+
+    message = wrong_kind_message(path, file_kind(path), Use.RESUME_API)
+    return CheckpointError(message or f"{str(path)!r} is not an ax-scheduler checkpoint")
 
 
 def check_overwrite(path: Path, experiment: str, trial_count: int) -> None:
@@ -170,26 +183,39 @@ class Checkpointer:
         self.writes = 0
         self.seconds = 0.0
 
-    def changed(self) -> None:
-        """Note that the state changed; a write that includes it follows (paced)."""
+    def changed(self) -> int:
+        """Note that the state changed; a write that includes it follows (paced).
+
+        Returns:
+            The change's number, for :meth:`includes`.
+        """
         self._changes += 1
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_dirty(), name="ax-scheduler-checkpoint")
+        return self._changes
 
     async def flush(self) -> None:
         """Write now (unpaced); return once the file includes every change so far."""
-        self.changed()
-        wanted = self._changes
+        wanted = self.changed()
         self._urgent.set()
-        while self._included < wanted:
+        await self.includes(wanted)
+
+    async def includes(self, change: int) -> bool:
+        """Wait until the file on disk includes change number ``change`` (paced).
+
+        Returns:
+            True once it does; False if a write failed first (it was logged).
+        """
+        while self._included < change:
             writer = self._writer
             if writer is None or writer.done():
-                return  # the write failed (and was logged); the run goes on
+                return False  # the write failed (and was logged); the run goes on
             written = asyncio.ensure_future(self._written.wait())
             try:
                 await shielded(asyncio.wait([written, writer], return_when=asyncio.FIRST_COMPLETED))
             finally:
                 written.cancel()
+        return True
 
     async def _write_dirty(self) -> None:
         while self._included < self._changes:

@@ -38,6 +38,7 @@ from pydantic import (
     create_model,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from ._config import (
     ContainerOptions,
@@ -52,6 +53,7 @@ from ._container import make_container_objective
 from ._jobs import FunctionObjective, Objective
 from ._script import make_script_objective
 from ._yamlspec import (
+    INPUT_NAMED,
     Loc,
     Problem,
     Source,
@@ -66,6 +68,8 @@ from .runners import DockerRunner, JobLibRunner, Runner, SlurmRunner, SSHRunner
 DEFAULT_CHECKPOINT = "run.json"
 #: Version of the ``spec`` the command stores in a checkpoint's header.
 STORED_SPEC_VERSION = 1
+#: The words an objective's direction may be (or a Goal mapping).
+DIRECTIONS = ("minimize", "maximize")
 
 
 # -- the models ---------------------------------------------------------------------
@@ -81,13 +85,17 @@ class Goal(_Strict):
 
 
 def _goal_from_word(value: Any) -> Any:
-    if value in ("minimize", "maximize"):
+    if isinstance(value, Mapping):
+        return value  # checked by Goal, which names a misspelt key
+    if value in DIRECTIONS:
         return {"minimize": value == "minimize"}
-    if isinstance(value, str):
-        raise ValueError(
-            f"expected 'minimize', 'maximize' or {{minimize: true, threshold: ...}}, got {value!r}"
-        )
-    return value
+    close = difflib.get_close_matches(value, DIRECTIONS, n=1) if isinstance(value, str) else []
+    hint = f"; did you mean {close[0]!r}? Valid" if close else "; valid"
+    raise PydanticCustomError(
+        INPUT_NAMED,
+        f"{value!r} is not a direction{hint}: {', '.join(DIRECTIONS)}, or"
+        " {minimize: true|false, threshold: NUMBER} (threshold optional)",
+    )
 
 
 class ScriptSpec(ScriptOptions):

@@ -7,6 +7,7 @@ The YAML is composed into nodes that remember their lines; a pydantic error's
 from __future__ import annotations
 
 import difflib
+import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,6 +17,10 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 Loc = tuple[str | int, ...]
+
+#: The pydantic error type of a validator whose message names the bad value itself
+#: (``PydanticCustomError(INPUT_NAMED, message)``): no "(got ...)" is added to it.
+INPUT_NAMED = "input_named"
 
 
 @dataclass(frozen=True)
@@ -106,8 +111,12 @@ def problems_of(exc: ValidationError, model: Any, prefix: Loc = ()) -> list[Prob
 
 
 def _message(error: Any) -> str:
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if isinstance(error["input"], str | int | float | bool) or error["input"] is None:
+    """pydantic's message, or a validator's own (without pydantic's "Value error, "),
+    and the bad value unless the message names it."""
+    raised = error.get("ctx", {}).get("error") if error["type"] == "value_error" else None
+    message = str(raised) if raised is not None else str(error["msg"])
+    scalar = isinstance(error["input"], str | int | float | bool) or error["input"] is None
+    if scalar and error["type"] != INPUT_NAMED:
         message += f" (got {error['input']!r})"
     return message
 
@@ -148,11 +157,17 @@ def _unannotated(annotation: Any) -> Any:
 def _model_in(annotation: Any) -> type[BaseModel] | None:
     """The model an annotation is (``X``, ``X | None``, ``Annotated[X, ...]``), if any."""
     annotation = _unannotated(annotation)
-    candidates = [annotation, *typing.get_args(annotation)]
+    # The members of a union, not the items of a dict[str, X] or a list[X].
+    members = typing.get_args(annotation) if _is_union(annotation) else ()
+    candidates = [annotation, *members]
     for candidate in map(_unannotated, candidates):
         if isinstance(candidate, type) and issubclass(candidate, BaseModel):
             return candidate
     return None
+
+
+def _is_union(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType)
 
 
 def parse_yaml(text: str, source: Source) -> tuple[Any, Any]:

@@ -30,6 +30,7 @@ from rich.text import Text
 
 if TYPE_CHECKING:
     from ._facade import AxScheduler
+    from ._filekinds import Kind, Use
     from ._spec import RunSpec
 
 EXIT_FAILED = 1
@@ -132,9 +133,11 @@ def run(
     quiet: Quiet = False,
 ) -> None:
     """Run the experiment FILE declares, keeping a checkpoint to resume from."""
+    from ._filekinds import Use
     from ._spec import absolute, create_client, load_file
 
     with _command(verbose, quiet):
+        _expect(file, Use.RUN)
         spec = load_file(file)
         path = absolute(checkpoint) if checkpoint is not None else spec.checkpoint_path()
         _refuse_to_overwrite(path, overwrite)
@@ -183,11 +186,15 @@ def resume(
     local driver do not, so as many new ones run. Jobs still running on Slurm,
     SSH hosts or Docker are re-attached and waited for first.
     """
+    from ._filekinds import Use
     from ._spec import load_file, load_stored
 
     with _command(verbose, quiet):
-        header = _checkpoint_header(run_json)
+        _expect(run_json, Use.RESUME)
+        header = _read_json(run_json)
+        header.pop("client", None)  # AxScheduler.resume reads it again; not kept for the run
         if experiment is not None:
+            _expect(experiment, Use.RUN)
             spec = load_file(experiment)
         else:
             spec = load_stored(header.get("spec"), str(run_json))
@@ -219,9 +226,12 @@ def status(
     Works while the run is going on: the checkpoint is replaced whole, never
     half-written.
     """
+    from ._filekinds import Use
+
     with _command(verbose=False, quiet=True):
+        kind = _expect(run_json, Use.STATUS)  # before Ax's import: a wrong file answers at once
         _import_ax(verbose=False)
-        experiment, header = _load_experiment(run_json)
+        experiment, header = _load_experiment(run_json, kind)
         from ._table import results_frame
 
         frame = results_frame(experiment)
@@ -250,9 +260,12 @@ def report(
     ] = None,
 ) -> None:
     """Write an HTML report of a run: its trials, the optimization's progress and the best."""
+    from ._filekinds import Use
+
     with _command(verbose=False, quiet=True):
+        kind = _expect(run_json, Use.REPORT)
         _import_ax(verbose=False)
-        experiment, _ = _load_experiment(run_json)
+        experiment, _ = _load_experiment(run_json, kind)
         from ._report import write_report
 
         try:
@@ -391,18 +404,22 @@ def _counted(experiment: Any) -> int:
 
 
 # -- reading runs ------------------------------------------------------------------------
-def _checkpoint_header(path: Path) -> dict[str, Any]:
-    from ._checkpoint import FORMAT_KEY
+def _expect(path: Path, use: Use) -> Kind:
+    """The kind of file ``path`` is, if one that ``use`` takes.
 
-    data = _read_json(path)
-    if FORMAT_KEY not in data:
-        raise CommandError(
-            f"{path} is not a checkpoint (a save_experiment() file?); only a run's"
-            " checkpoint can be resumed",
-            EXIT_BAD_INPUT,
-        )
-    data.pop("client", None)
-    return data
+    Raises:
+        CommandError: It is not: the message says what it is and what takes it.
+    """
+    from ._filekinds import file_kind, wrong_kind_message
+
+    try:
+        found = file_kind(path)
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror or exc}", EXIT_BAD_INPUT) from None
+    message = wrong_kind_message(path, found, use)
+    if message is not None:
+        raise CommandError(message, EXIT_BAD_INPUT)
+    return found.kind
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -415,22 +432,22 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _load_experiment(path: Path) -> tuple[Any, dict[str, Any]]:
+def _load_experiment(path: Path, kind: Kind) -> tuple[Any, dict[str, Any]]:
     """The Ax experiment of a checkpoint or a save_experiment() file, and the header."""
     from ._ax import AxAdapter, client_from_snapshot
-    from ._checkpoint import FORMAT_KEY
+    from ._filekinds import Kind
 
+    checkpoint = kind is Kind.CHECKPOINT
     data = _read_json(path)
-    snapshot = data.pop("client") if FORMAT_KEY in data else data
+    snapshot = data.pop("client", None) if checkpoint else data
     try:
         client = client_from_snapshot(snapshot)
     except Exception as exc:  # noqa: BLE001 - whatever Ax's decoder raises
         raise CommandError(
-            f"{path} is neither a checkpoint nor an Ax JSON snapshot Ax can load"
-            f" ({type(exc).__name__}: {exc})",
+            f"{path} {kind.value}, but Ax cannot load it ({type(exc).__name__}: {exc})",
             EXIT_BAD_INPUT,
         ) from None
-    return AxAdapter.wrap(client).experiment, data if FORMAT_KEY in data else {}
+    return AxAdapter.wrap(client).experiment, data if checkpoint else {}
 
 
 def _max_trials(header: dict[str, Any]) -> int | None:
