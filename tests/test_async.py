@@ -139,3 +139,51 @@ def test_mixing_sync_and_async_use_is_refused() -> None:
         scheduler.run_optimization(max_trials=1)
         with pytest.raises(EventLoopMismatchError, match=r"one\s+scheduler per event loop"):
             asyncio.run(scheduler.run_optimization_async(max_trials=1))
+
+
+async def test_results_and_report_async_agree_with_their_sync_twins_in_every_state(
+    tmp_path: Any, no_blocking_calls_in_loop: None
+) -> None:
+    """Never run, after a run, after close: the same table, and the loop never blocks."""
+    import pandas as pd
+
+    client = legacy_client()
+    scheduler = AxScheduler(client, JobLibRunner(n_jobs=2))
+    scheduler.set_objective_function(objectives.rosenbrock_dict)
+
+    async def both(state: str) -> None:
+        async_frame = await scheduler.results_async()
+        sync_frame = await asyncio.to_thread(scheduler.results)  # a script's thread
+        pd.testing.assert_frame_equal(async_frame, sync_frame)
+        report = await scheduler.report_async(tmp_path / f"{state}.html")
+        assert report.stat().st_size > 0, state
+
+    await both("never-ran")
+    async with scheduler.batch_trial_context_async() as batch:
+        batch.add_trial({"x": 0.5, "y": 0.5})
+    await both("ran")
+    await scheduler.aclose()
+    await both("closed")
+    assert len(await scheduler.results_async()) == 1
+
+
+async def test_results_async_of_a_closed_scheduler_builds_the_table_off_the_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    import ax_scheduler._facade as facade
+
+    threads: list[threading.Thread] = []
+    build = facade.results_frame
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread())
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(facade, "results_frame", recording)
+    scheduler = AxScheduler(legacy_client(), JobLibRunner(n_jobs=1))
+    await scheduler.aclose()
+    await scheduler.results_async()  # an experiment of thousands of trials takes seconds
+    assert threads
+    assert threading.current_thread() not in threads

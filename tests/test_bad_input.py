@@ -672,11 +672,11 @@ UNUSABLE_CASES = [
     ("ssh-changed-host-key", ssh_changed_host_key, pytest.mark.slurm),
     ("docker-missing-image", docker_missing_image, pytest.mark.docker),
 ]
-#: How the trials are asked for: the error is raised before any trial exists, or
-#: (a background batch, synchronous=False) each trial ends FAILED with it as its reason.
+#: How the trials are asked for; in every way, the error is raised before any trial
+#: exists. A background batch (synchronous=False) returns as soon as its trials are
+#: submitted, but it checks the runner and the objective first, like the others.
 RAISING = ["batch", "run_optimization"]
-#: One background case per runner kind: there the runner starts with the first trial,
-#: and a scheduler may retry a trial whose runner failed to start (seconds each).
+#: One background case per runner kind.
 BACKGROUND_TOO = {"slurm-unknown-partition", "ssh-unreachable-port", "docker-missing-image"}
 
 UNUSABLE_ROWS = [
@@ -705,20 +705,13 @@ def test_a_runner_that_cannot_run_names_why_and_leaves_no_trial_running(
             scheduler.set_container_objective(MISSING_IMAGE, "true")
         else:
             scheduler.set_objective_function(cluster_objectives.rosenbrock)
-        if entry == "background-batch":
-            run_batch(scheduler, GOOD_XY, {"x": 0.1, "y": 0.2})
-            scheduler.wait_for_completed_trials(timeout=60)
-            assert statuses(client) == {0: "FAILED", 1: "FAILED"}
-            for index in (0, 1):
-                assert_names(failure_reason(client, index), case.names)
-        else:
-            with pytest.raises(RunnerError) as raised:
-                if entry == "batch":
-                    run_batch(scheduler, GOOD_XY)
-                else:
-                    scheduler.run_optimization(max_trials=2)
-            assert_names(str(raised.value), case.names)
-            assert statuses(client) == {}
+        with pytest.raises(RunnerError) as raised:
+            if entry == "run_optimization":
+                scheduler.run_optimization(max_trials=2)
+            else:
+                run_batch(scheduler, GOOD_XY, {"x": 0.1, "y": 0.2})
+        assert_names(str(raised.value), case.names)
+        assert statuses(client) == {}
     assert "RUNNING" not in statuses(client).values()
     if is_slurm:
         assert set(queue()) - jobs_before == set(), "a job was submitted"

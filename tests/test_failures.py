@@ -196,3 +196,32 @@ def test_on_timeout_is_validated(scheduler_factory: Any) -> None:
     scheduler = scheduler_factory(legacy_client(), objective=objectives.rosenbrock_dict)
     with pytest.raises(ValueError, match=r"on_timeout must be 'cancel'.*or 'finish'.*got 'wait'"):
         scheduler.run_optimization(max_trials=1, timeout=1, on_timeout="wait")
+
+
+def test_a_run_whose_every_trial_failed_says_so_and_returns_none(
+    scheduler_factory: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Three failures: below min_failed_trials_for_failure_rate_check (5), so the run
+    # ends normally; its None must not be silent.
+    client = legacy_client()
+    scheduler = scheduler_factory(client, JobLibRunner(n_jobs=2), objectives.always_fails)
+    with caplog.at_level("WARNING", logger="ax_scheduler"):
+        assert scheduler.run_optimization(max_trials=3) is None
+
+    assert statuses(client) == {0: "FAILED", 1: "FAILED", 2: "FAILED"}
+    (warning,) = [r for r in caplog.records if "no trial of this run completed" in r.message]
+    assert warning.levelname == "WARNING"
+    assert "3 failed, 0 abandoned, of 3" in warning.message
+    assert "returns None" in warning.message
+    for index in range(3):
+        assert f"trial {index}: RuntimeError" in warning.message
+    assert sorted(scheduler.last_run.failed) == [0, 1, 2]
+
+
+def test_a_run_with_a_completed_trial_does_not_warn(
+    scheduler_factory: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    scheduler = scheduler_factory(legacy_client(), JobLibRunner(n_jobs=2), objectives.rosenbrock)
+    with caplog.at_level("WARNING", logger="ax_scheduler"):
+        assert scheduler.run_optimization(max_trials=2) is not None
+    assert not [r for r in caplog.records if "no trial of this run completed" in r.message]

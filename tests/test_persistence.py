@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import stat
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -114,3 +118,33 @@ def test_our_snapshot_is_exactly_what_ax_writes(make_client: Any) -> None:
     )
     assert json.dumps(ours, sort_keys=True) == json.dumps(theirs, sort_keys=True)
     assert first != ours
+
+
+def test_the_library_never_changes_the_process_umask_and_saves_with_it(tmp_path: Path) -> None:
+    # os.umask is process-wide: flipping it (even for a moment) races with every
+    # other thread of the user's program that creates files.
+    program = textwrap.dedent(
+        f"""
+        import os, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        calls = []
+        real = os.umask
+        os.umask = lambda mask: calls.append(mask) or real(mask)
+        real(0o027)
+        import ax_scheduler
+        from ax_scheduler import AxScheduler, JobLibRunner
+        from conftest import legacy_client
+        import objectives
+        with AxScheduler(legacy_client(), JobLibRunner(n_jobs=1)) as scheduler:
+            scheduler.set_objective_function(objectives.rosenbrock)
+            with scheduler.batch_trial_context() as batch:
+                batch.add_trial({{"x": 0.5, "y": 0.5}})
+            scheduler.save_experiment({str(tmp_path / "run.json")!r})
+        print(calls)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+    assert stat.S_IMODE((tmp_path / "run.json").stat().st_mode) == 0o640  # 0666 less the umask

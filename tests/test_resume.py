@@ -469,3 +469,39 @@ def test_resume_logs_how_many_trials_the_checkpoint_holds(
     resumed.close()
 
     assert any(": 3 trials, 0 to re-attach" in r.getMessage() for r in caplog.records)
+
+
+def test_resuming_reads_the_lost_trials_on_the_ax_thread_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the scheduler's Ax thread touches Ax objects, re-attaching included."""
+    import shutil
+    import threading
+
+    from ax_scheduler._ax import AxAdapter
+
+    path, lost = tmp_path / "run.json", tmp_path / "lost.json"
+    config = {"checkpoint_path": str(path), "synchronous": False}
+    with AxScheduler(legacy_client(), JobLibRunner(n_jobs=2), config=config) as scheduler:
+        scheduler.set_objective_function(objectives.three_second_rosenbrock)
+        with scheduler.batch_trial_context() as batch:
+            batch.add_trial({"x": 0.5, "y": 0.5})
+            batch.add_trial({"x": -0.5, "y": 0.5})
+        assert wait_until(
+            lambda: [s for s, _ in checkpoint_statuses(path).values()] == ["RUNNING"] * 2, 30
+        )
+        shutil.copy(path, lost)  # as a driver killed now would have left it
+
+    threads: set[str] = set()
+    trial = AxAdapter.trial
+
+    def recording(self: AxAdapter, index: int) -> Any:
+        threads.add(threading.current_thread().name)
+        return trial(self, index)
+
+    monkeypatch.setattr(AxAdapter, "trial", recording)
+    with AxScheduler.resume(lost, JobLibRunner(n_jobs=2)) as resumed:
+        resumed.set_objective_function(objectives.rosenbrock_dict)
+        resumed.wait_for_completed_trials()
+        assert "RUNNING" not in statuses(resumed.ax_client).values()
+    assert threads == {"ax-scheduler-ax"}

@@ -399,7 +399,7 @@ def test_apptainer_containers_need_the_engine_on_the_cluster(tmp_path: Path) -> 
             container_command="python /app/simulate.py {params_file} {output_file}",
             container_options={"engine": "apptainer"},
         )
-        with pytest.raises(RunnerError, match=r"'apptainer' is not installed on root@127\.0\.0\.1"):
+        with pytest.raises(RunnerError, match=r"'apptainer' is not found on root@127\.0\.0\.1"):
             scheduler.run_optimization(max_trials=1)
         scheduler.set_container_objective(container_image="sim:latest")
         with pytest.raises(RunnerError, match="not 'docker'"):

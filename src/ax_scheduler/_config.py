@@ -40,8 +40,11 @@ class SchedulerConfig(BaseModel):
             ``stdout.log``, ``stderr.log``). Local and container trials write them
             here; Slurm and SSH trials under their runner's ``job_dir`` on the
             cluster. The results table lists each trial's folder.
-        cleanup_after_completion: Accepted for the older library's configs; not
-            implemented yet: trial files are kept.
+        cleanup_after_completion: Remove a COMPLETED trial's folder (on the
+            cluster or host for Slurm and SSH trials) once its result is recorded
+            in Ax and, with ``checkpoint_path``, in the checkpoint on disk. Failed
+            and abandoned trials keep theirs, for debugging. The results table
+            then shows no folder for the removed ones.
         trial_timeout: Seconds a single trial may run before it is killed and
             marked FAILED. ``max_trial_monitoring_time`` is accepted as an alias
             (the older library's name). None means no limit.

@@ -12,12 +12,25 @@ from ._script import check_placeholders
 
 
 def make_container_objective(
-    image: str, command: str | list[str] | None, options: ContainerOptions
+    image: str,
+    command: str | list[str] | None,
+    options: ContainerOptions,
+    *,
+    check_volumes: bool = True,
 ) -> ContainerObjective:
     """Validate an image name, a command template and options now.
 
+    Args:
+        image: The image.
+        command: The command template, split like a shell would.
+        options: Validated container options.
+        check_volumes: Check volumes' host paths on this machine (the engine runs
+            here). False keeps them as given, absolute, for a runner that checks
+            them where its jobs run.
+
     Raises:
-        ValueError: Empty image, an unparsable command, an unknown placeholder.
+        ValueError: Empty image, an unparsable command, an unknown placeholder, a
+            relative host path that is not checked here.
         FileNotFoundError: A volume's host path does not exist.
     """
     if not isinstance(image, str) or not image.strip():
@@ -29,7 +42,10 @@ def make_container_objective(
         image=image,
         command=tuple(argv),
         engine=options.engine,
-        volumes=tuple(_check_volume(host, inside) for host, inside in options.volumes.items()),
+        volumes=tuple(
+            _check_volume(host, inside, here=check_volumes)
+            for host, inside in options.volumes.items()
+        ),
         env=tuple(options.env_vars.items()),
         cpus=options.cpus,
         memory=options.memory,
@@ -50,16 +66,23 @@ def _split_command(command: str | list[str] | None) -> list[str]:
     return [str(arg) for arg in command]
 
 
-def _check_volume(host: str, inside: str) -> tuple[str, str]:
-    path = Path(host).expanduser().absolute()
-    if not path.exists():
-        raise FileNotFoundError(f"volume host path {host!r} ({path}) does not exist")
+def _check_volume(host: str, inside: str, *, here: bool) -> tuple[str, str]:
+    if here:
+        path = Path(host).expanduser().absolute()
+        if not path.exists():
+            raise FileNotFoundError(f"volume host path {host!r} ({path}) does not exist")
+        host = str(path)
+    elif not host.startswith("/"):
+        raise ValueError(
+            f"volume host path {host!r} must be absolute: it is a path on the machine"
+            " where the jobs run, which is not this one"
+        )
     if not inside.startswith("/") or inside.split(":")[0] == CONTAINER_WORKDIR:
         raise ValueError(
             f"volume container path for {host!r} must be absolute and not"
             f" {CONTAINER_WORKDIR} (the trial directory), got {inside!r}"
         )
-    return str(path), inside
+    return host, inside
 
 
 def container_name(job: Job, suffix: str) -> str:

@@ -13,9 +13,9 @@ import contextlib
 import functools
 import logging
 import os
-import tempfile
 import time
 import traceback
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -36,6 +36,7 @@ from ._exceptions import (
     ObjectiveNotSetError,
     OptimizationStalledError,
     ResultError,
+    RunnerError,
     SchedulerClosedError,
     TrialError,
     TrialTimeoutError,
@@ -131,9 +132,13 @@ class Scheduler:
         self.config = config
         self.objective: Objective | None = None
         self.capacity = min(runner.capacity, config.max_parallel_trials or runner.capacity)
+        # Read once, here: after this only the Ax thread touches the experiment.
+        self.experiment_name = adapter.experiment_name
         runner.use_config(config)
         self._jobs: dict[int, Job] = {}  # running trials' jobs; runners fill in job.info
         self._ended: set[int] = set()  # trials recorded COMPLETED or FAILED
+        self._completed: set[int] = set()  # trials recorded COMPLETED
+        self._cleanups: set[asyncio.Task[None]] = set()  # cleanup_after_completion
         self._failed: dict[int, str] = {}  # trial index -> failure reason
         self._abandoned: dict[int, str] = {}
         self._lost: list[int] = []  # trials of a resumed run, to re-attach at start
@@ -190,15 +195,14 @@ class Scheduler:
         """
         return await asyncio.wrap_future(self._ax_thread.submit(fn, *args, urgent=urgent))
 
-    async def _prepare(self, *, start_runner: bool = True) -> None:
+    async def _prepare(self) -> None:
+        """Start the runner and check the objective on it, before any trial exists."""
         self._bind_loop()
         if self.objective is None:
             raise ObjectiveNotSetError(
                 "no objective: call set_objective_function(fn) before running trials"
             )
-        # An unsynchronous batch lets its first run() start the runner in the
-        # background; async objectives run on the loop and need no runner.
-        if start_runner and not self.objective.is_async:
+        if not self.objective.is_async:  # async objectives run on the loop itself
             await self.runner.start()
             await self.runner.check_objective(self.objective)
         if self._lost:
@@ -215,7 +219,7 @@ class Scheduler:
     # -- trials -------------------------------------------------------------------
     def _job(self, index: int, parameters: Parameters) -> Job:
         assert self.objective is not None
-        name = f"{self.ax.experiment_name}-trial-{index}"
+        name = f"{self.experiment_name}-trial-{index}"
         workdir = self._output_dir / name
         record = functools.partial(self._record_job_info, index) if self.checkpoint else None
         job = Job(index, dict(parameters), self.objective, name, workdir=workdir, on_info=record)
@@ -228,14 +232,13 @@ class Scheduler:
         if self.checkpoint is not None:
             await self.checkpoint.flush()
 
-    def _changed(self) -> None:
-        """A trial's state changed: the checkpoint follows."""
-        if self.checkpoint is not None:
-            self.checkpoint.changed()
+    def _changed(self) -> int:
+        """A trial's state changed: the checkpoint follows. Returns the change's number."""
+        return self.checkpoint.changed() if self.checkpoint is not None else 0
 
     def _checkpoint_header(self) -> dict[str, Any]:
         return {
-            "experiment": self.ax.experiment_name,
+            "experiment": self.experiment_name,
             "runner": self.runner.kind,
             "written_at": time.time(),
             "config": self.config.model_dump(mode="json"),
@@ -264,7 +267,9 @@ class Scheduler:
             # The trial has ended: its real outcome is recorded even if the run is
             # being cancelled now (a queued Ax call must not be dropped).
             await shielded(self._call_ax(self._record, index, outcome, seconds, urgent=True))
-            self._changed()
+            change = self._changed()
+            if self.config.cleanup_after_completion and index in self._completed:
+                self._clean_up_later(job, change)
         finally:
             await _discard_unawaited(work)
             self._tasks.pop(index, None)
@@ -307,6 +312,31 @@ class Scheduler:
         job.info.setdefault("finished_at", time.time())
         self._note_ended(waiting)
         return outcome, time.monotonic() - started
+
+    def _clean_up_later(self, job: Job, change: int) -> None:
+        """Remove a completed trial's folder in the background (it holds no slot)."""
+        task = asyncio.create_task(self._remove_files(job, change), name="ax-scheduler-cleanup")
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+
+    async def _remove_files(self, job: Job, change: int) -> None:
+        """The folder goes once its result is safe: in Ax and in the checkpoint on disk."""
+        index = job.trial_index
+        if self.checkpoint is not None and not await self.checkpoint.includes(change):
+            logger.warning("trial %d: folder kept, the checkpoint lacks its result", index)
+            return
+        try:
+            await self.runner.remove_files(job)
+        except (OSError, RunnerError) as exc:
+            logger.warning("trial %d: could not remove its folder: %s", index, exc)
+            return
+        await self._call_ax(functools.partial(self.ax.note, index, files_removed=True))
+        self._changed()
+
+    async def _finish_cleanups(self) -> None:
+        """Wait for the folder removals under way (each is bounded by its runner)."""
+        if self._cleanups:
+            await shielded(asyncio.wait(set(self._cleanups)))
 
     def _note_started(self, job: Job) -> None:
         """The trial got a slot and goes to the runner: count it, stamp it, log it."""
@@ -398,6 +428,7 @@ class Scheduler:
                     )
                 self.ax.complete(index, metrics)
                 self._ended.add(index)
+                self._completed.add(index)
                 self.progress.completed += 1
                 self._track_best(metrics)
                 logger.info(
@@ -536,7 +567,11 @@ class Scheduler:
             raise
         self.last_run = self._summary(run, timed_out, on_timeout if timed_out else None)
         await self._save_checkpoint()
-        return await self._call_ax(self.ax.best)
+        await self._finish_cleanups()
+        best = await self._call_ax(self.ax.best)
+        if run and not self.last_run.completed:
+            _warn_nothing_completed(self.last_run, best)
+        return best
 
     async def _end_at_timeout(self, mine: set[asyncio.Task[None]], timeout: str, how: str) -> None:
         running = [task for task in mine if not task.done()]
@@ -669,7 +704,7 @@ class Scheduler:
         self._batch_open = False
         if not batch.parameters:
             return []
-        await self._prepare(start_runner=self.config.synchronous)
+        await self._prepare()  # synchronous or not: a bad setup raises before any trial
         trials = await self._attach(batch.parameters)
         self._changed()
         batch.trial_indices = [index for index, _ in trials]
@@ -686,6 +721,7 @@ class Scheduler:
                 await self._cancel_on_exit(set(tasks), self._interrupted("the batch", exc))
                 raise
             await self._save_checkpoint()
+            await self._finish_cleanups()
         return batch.trial_indices
 
     def _attach_sync(self, batch: list[Parameters]) -> list[tuple[int, Parameters]]:
@@ -741,6 +777,7 @@ class Scheduler:
                 f" {self.running_trials}; they keep running"
             ) from None
         await self._save_checkpoint()
+        await self._finish_cleanups()
         return waited
 
     # -- resuming -------------------------------------------------------------------
@@ -756,14 +793,10 @@ class Scheduler:
     async def _reattach_lost(self) -> None:
         """Re-attach each lost trial's job, or fail (and maybe re-queue) the trial."""
         lost, self._lost = self._lost, []
-        for index in lost:
-            trial = self.ax.trial(index)
-            handle = dict(trial.run_metadata.get(RUN_METADATA_KEY, {}))
-            parameters = dict(trial.arms[0].parameters)
+        for index, handle, parameters in await self._call_ax(self._handles, lost):
             job = self._job(index, parameters)
-            job.info.update(
-                {k: v for k, v in handle.items() if k not in ("runner", "dispatched_at")}
-            )
+            # dispatched_at stays: a runner tells files this trial wrote from older ones.
+            job.info.update({k: v for k, v in handle.items() if k != "runner"})
             work = None
             if handle.get("runner") == self.runner.kind:
                 work = await self.runner.reattach(job)
@@ -775,11 +808,20 @@ class Scheduler:
             await self._fail_lost(index, handle.get("runner"), parameters)
         self._changed()
 
+    def _handles(self, indices: list[int]) -> list[tuple[int, dict[str, Any], Parameters]]:
+        """On the Ax thread: each trial's recorded job handle and parameters."""
+        found = []
+        for index in indices:
+            trial = self.ax.trial(index)
+            handle = dict(trial.run_metadata.get(RUN_METADATA_KEY, {}))
+            found.append((index, handle, dict(trial.arms[0].parameters)))
+        return found
+
     async def _fail_lost(self, index: int, runner: Any, parameters: Parameters) -> None:
         if runner == self.runner.kind:
             reason = (
-                f"{DRIVER_RESTARTED}: its job ran in the previous driver's own {runner}"
-                " worker processes, which died with it"
+                f"{DRIVER_RESTARTED}: its job was in the previous driver's own {runner}"
+                " workers, which ended with it"
             )
         else:
             reason = (
@@ -806,15 +848,16 @@ class Scheduler:
     async def results(self) -> Any:
         """The results table (see ``_table.results_frame``), running trials included."""
         live = {index: dict(job.info) for index, job in self._jobs.items()}
-        return await self._call_ax(results_frame, self.ax.experiment, live)
+        return await self._call_ax(lambda: results_frame(self.ax.experiment, live))
 
     async def report(self, path: str | os.PathLike[str], title: str | None = None) -> Path:
         """Write the HTML report (see ``_report.write_report``); returns its path."""
         from ._report import write_report  # plotly is imported only for a report
 
         frame = await self.results()
-        write = functools.partial(write_report, frame=frame, title=title)
-        return await self._call_ax(write, self.ax.experiment, path)
+        return await self._call_ax(
+            lambda: write_report(self.ax.experiment, path, frame=frame, title=title)
+        )
 
     @property
     def closed(self) -> bool:
@@ -836,6 +879,7 @@ class Scheduler:
         self._closed = True
         reason = self._interrupt_reason or "cancelled: the scheduler was closed"
         await self._cancel_on_exit(set(self._tasks.values()), reason)
+        await self._finish_cleanups()  # before the runner's connections close
         await self.runner.aclose()
         self._ax_thread.shutdown()
 
@@ -891,6 +935,25 @@ def _where(info: dict[str, Any]) -> str:
     return ", ".join(_handle_fields(info, HANDLE_KEYS)) or "(no handle)"
 
 
+def _warn_nothing_completed(summary: RunSummary, best: Best) -> None:
+    """Say why a run returns no best of its own: a silent None hides every failure."""
+    reasons = {**summary.failed, **summary.abandoned}
+    listed = "; ".join(
+        f"trial {index}: {_first_line(reason)}" for index, reason in sorted(reasons.items())
+    )
+    returned = "None" if best is None else "the best of the experiment's earlier trials"
+    logger.warning(
+        "no trial of this run completed (%d failed, %d abandoned, of %d), so"
+        " run_optimization returns %s. %s. scheduler.last_run and scheduler.results()"
+        " have every trial's reason",
+        len(summary.failed),
+        len(summary.abandoned),
+        len(summary.trials),
+        returned,
+        listed or "No trial ended",
+    )
+
+
 def _first_line(text: str, limit: int = 200) -> str:
     line = text.strip().splitlines()[0] if text.strip() else text
     return line if len(line) <= limit else line[: limit - 3] + "..."
@@ -901,16 +964,16 @@ def _check_count(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be an int >= 0, got {value!r}")
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
 def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file, fsync and rename: never half a file."""
+    """Write ``text`` to ``path`` via a temp file, fsync and rename: never half a file.
+
+    The file gets mode 0666 less the process's umask, like any file ``open()``
+    creates (mkstemp's 0600 would hide a saved experiment from the user's group).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a saved file should not be
         with os.fdopen(fd, "w", encoding="utf-8") as file:
             file.write(text)
             file.flush()

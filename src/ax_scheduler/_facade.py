@@ -165,13 +165,17 @@ class AxScheduler:
                 :class:`~ax_scheduler.ScriptOptions`.
 
         Raises:
-            FileNotFoundError: The script or its interpreter does not exist.
+            FileNotFoundError: The script does not exist, or its interpreter is not
+                on PATH (for runners that run scripts on this machine; SSH and
+                Slurm runners look the interpreter up on their hosts, in the jobs'
+                environment, before the first trial, and raise RunnerError).
             PermissionError: The script is not executable and no interpreter is set.
             ConfigError: An option is unknown or invalid.
             ValueError: ``args`` use an unknown ``{placeholder}``.
         """
         options = ScriptOptions.from_user(script_options)
-        self._set_objective(make_script_objective(script_path, options))
+        here = self.runner.objectives_run_here  # else the runner looks where its jobs run
+        self._set_objective(make_script_objective(script_path, options, find_interpreter=here))
 
     def set_container_objective(
         self,
@@ -201,12 +205,19 @@ class AxScheduler:
 
         Raises:
             ConfigError: An option is unknown or invalid.
-            FileNotFoundError: A volume's host path does not exist.
-            ValueError: An empty image name, or an unknown ``{placeholder}``.
+            FileNotFoundError: A volume's host path does not exist (on this
+                machine, for DockerRunner; SlurmRunner checks them on the cluster
+                before the first trial, and raises RunnerError).
+            ValueError: An empty image name, an unknown ``{placeholder}``, or a
+                relative volume path for a runner on another machine.
             TypeError: The runner does not run containers.
         """
         options = ContainerOptions.from_user(container_options)
-        self._set_objective(make_container_objective(container_image, container_command, options))
+        here = self.runner.objectives_run_here  # else the runner checks volumes where jobs run
+        objective = make_container_objective(
+            container_image, container_command, options, check_volumes=here
+        )
+        self._set_objective(objective)
 
     def _set_objective(self, objective: Objective) -> None:
         accepted = self.runner.objective_types
@@ -255,8 +266,13 @@ class AxScheduler:
                 records their results. :attr:`last_run` tells which happened.
 
         Returns:
-            The best parameters (single objective), the list of Pareto-optimal
-            parameterizations (multi-objective), or None if no trial has data.
+            Single objective: the best parameterization of the experiment so far
+            (a dict, Ax's best point). Multi-objective: the list of Pareto-optimal
+            parameterizations (dicts; ``best[0]`` picks one). None when no trial of
+            the experiment has data, e.g. because every trial failed. A run none of
+            whose own trials completed logs a warning naming each failed or
+            abandoned trial and its reason, whatever it returns; :attr:`last_run`
+            lists them too.
 
         Raises:
             ObjectiveNotSetError: No objective was set.
@@ -308,8 +324,8 @@ class AxScheduler:
         ``metrics`` and ``objectives``. Works during a run (running trials
         included) and after :meth:`close`.
         """
-        if self._core.closed or self._core._loop is None:
-            return results_frame(self.experiment)  # no Ax thread at work: read directly
+        if self._reads_directly():
+            return results_frame(self.experiment)
         return self._call(self._core.results)
 
     def report(
@@ -328,10 +344,8 @@ class AxScheduler:
         Returns:
             The path written.
         """
-        if self._core.closed or self._core._loop is None:
-            from ._report import write_report
-
-            return Path(write_report(self.experiment, path, title=title))
+        if self._reads_directly():
+            return _write_report(self.experiment, path, title)
         return self._call(self._core.report, path, title)
 
     @classmethod
@@ -469,18 +483,16 @@ class AxScheduler:
 
     async def results_async(self) -> pd.DataFrame:
         """Async form of :meth:`results`."""
-        if self._core.closed:
-            return results_frame(self.experiment)
+        if self._reads_directly():  # in a thread: a large table must not stall the loop
+            return await asyncio.to_thread(results_frame, self.experiment)
         return await self._core.results()
 
     async def report_async(
         self, path: str | os.PathLike[str] = "report.html", title: str | None = None
     ) -> Path:
         """Async form of :meth:`report` (the page is built on a worker thread)."""
-        if self._core.closed:
-            from ._report import write_report
-
-            return await asyncio.to_thread(write_report, self.experiment, path, title=title)
+        if self._reads_directly():
+            return await asyncio.to_thread(_write_report, self.experiment, path, title)
         return await self._core.report(path, title)
 
     async def aclose(self) -> None:
@@ -500,6 +512,11 @@ class AxScheduler:
         await self.aclose()
 
     # -- plumbing -------------------------------------------------------------------
+    def _reads_directly(self) -> bool:
+        """No trial is being recorded (closed, or never ran): read the experiment
+        without the Ax thread (and, for the sync API, without starting a loop)."""
+        return self._core.closed or self._core._loop is None
+
     def _get_portal(self) -> Portal:
         with self._portal_lock:
             if self._portal is None:
@@ -519,6 +536,12 @@ class AxScheduler:
 
     def __repr__(self) -> str:
         return f"AxScheduler(experiment={self._core.ax.experiment_name!r}, runner={self.runner!r})"
+
+
+def _write_report(experiment: Any, path: str | os.PathLike[str], title: str | None) -> Path:
+    from ._report import write_report  # plotly is imported only for a report
+
+    return Path(write_report(experiment, path, title=title))
 
 
 def _check_picklable(fn: Callable[..., Any], runner: Runner) -> None:

@@ -45,8 +45,10 @@ class ScriptObjective:
 
     Attributes:
         script: Absolute path of the script.
-        interpreter: Absolute path of the program that runs it, or None to run the
-            script itself (it must then be executable).
+        interpreter: The program that runs it, or None to run the script itself
+            (it must then be executable). For runners that run scripts on this
+            machine, the absolute path found on PATH when it was set; for the
+            others as given (a name or a path where the jobs run).
         args: Extra arguments; placeholders are replaced per trial.
         env: Extra environment variables.
         timeout: Seconds a trial's script may run, or None.

@@ -32,9 +32,16 @@ STDERR_TAIL_CHARS = 2000
 
 
 def make_script_objective(
-    script_path: str | os.PathLike[str], options: ScriptOptions
+    script_path: str | os.PathLike[str], options: ScriptOptions, *, find_interpreter: bool = True
 ) -> ScriptObjective:
     """Check a script and its options now, not at the first trial.
+
+    Args:
+        script_path: The script.
+        options: Its validated options.
+        find_interpreter: Look the interpreter up on this machine's PATH (the
+            script runs here). False keeps it as given, for a runner that looks it
+            up where its jobs run.
 
     Raises:
         FileNotFoundError: The script or the interpreter does not exist.
@@ -52,9 +59,9 @@ def make_script_objective(
         raise FileNotFoundError(
             f"script {str(script)!r} does not exist (given as {str(script_path)!r})"
         )
-    interpreter = None
-    if options.interpreter is not None:
-        interpreter = _find_program(options.interpreter)
+    interpreter = options.interpreter
+    if interpreter is not None:
+        interpreter = _find_program(interpreter) if find_interpreter else interpreter
     elif not os.access(script, os.X_OK):
         raise PermissionError(
             f"script {str(script)!r} is not executable: chmod +x it, or pass"

@@ -174,13 +174,32 @@ def job_script(
     other value is quoted. The worker picks its task from ``$SLURM_ARRAY_TASK_ID``.
     """
     lines = ["#!/bin/bash", *(f"# {line}" for line in header.splitlines())]
-    lines += [f"module load {shlex.quote(name)}" for name in modules]
-    lines += list(setup)
+    lines += job_prelude(modules, setup)
     lines.append(
         f"exec {shlex.quote(python)} {shlex.quote(worker)} {shlex.quote(manifest)}"
         ' "$SLURM_ARRAY_TASK_ID"'
     )
     return "\n".join(lines) + "\n"
+
+
+def job_prelude(modules: Iterable[str], setup: Iterable[str]) -> list[str]:
+    """The job script's lines that make its environment: ``module load``, then setup."""
+    return [*(f"module load {shlex.quote(name)}" for name in modules), *setup]
+
+
+#: Prints where the program ``$1`` is; fails (with a reason on stderr) if it is not found.
+_FIND_PROGRAM = 'command -v -- "$1" || { echo "$1: not found on PATH=$PATH" >&2; exit 127; }'
+
+
+def program_check_argv(program: str, prelude: Iterable[str] = (), shell: str = "sh") -> list[str]:
+    """The command that finds ``program`` as a job would: after its ``prelude`` lines.
+
+    The program is ``$1`` of a fixed script, never parsed as shell code; the
+    prelude (a Slurm job's :func:`job_prelude`) is the user's own shell code, run
+    as the job runs it.
+    """
+    script = "\n".join([*prelude, _FIND_PROGRAM])
+    return [shell, "-c", script, shell, program]
 
 
 def script_task(

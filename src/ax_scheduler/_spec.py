@@ -415,11 +415,14 @@ _KEYS_BY_MESSAGE_START = {
 
 
 def _make_script(spec: RunSpec, script: ScriptSpec) -> Objective:
-    return make_script_objective(spec.resolve(script.path), script)
+    here = spec.runner.objectives_run_here  # else the runner looks where its jobs run
+    return make_script_objective(spec.resolve(script.path), script, find_interpreter=here)
 
 
 def _make_container(spec: RunSpec, container: ContainerSpec) -> Objective:
-    return make_container_objective(container.image, container.command, container_options(spec))
+    options = container_options(spec)
+    here = spec.runner.objectives_run_here
+    return make_container_objective(container.image, container.command, options, check_volumes=here)
 
 
 def script_options(spec: RunSpec) -> dict[str, Any]:

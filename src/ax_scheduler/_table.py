@@ -45,7 +45,8 @@ def results_frame(experiment: Any, live: Mapping[int, Mapping[str, Any]] | None 
     ``failure_reason``, ``runner``, ``job_id`` (Slurm job id, container name or
     pid), ``host``, ``queued_at``/``started_at``/``finished_at`` (UTC timestamps),
     ``duration_s`` (started to finished), ``workdir`` (the trial directory, on
-    ``host`` for remote runners) and the ``stdout``/``stderr`` log paths in it.
+    ``host`` for remote runners; empty once ``cleanup_after_completion`` removed
+    it) and the ``stdout``/``stderr`` log paths in it.
 
     ``df.attrs`` names the ``parameters``, ``metrics`` and ``objectives``
     (name -> ``"minimize"``/``"maximize"``) so code can tell the columns apart.
@@ -121,7 +122,7 @@ def _row(
     if finished is None and trial.status.is_terminal:
         finished = _epoch(getattr(trial, "time_staged", None))
     duration = finished - started if started is not None and finished is not None else math.nan
-    workdir = info.get("job_dir")
+    workdir = None if info.get("files_removed") else info.get("job_dir")
     reason = info.get("failure_reason") or getattr(trial, "failed_reason", None)
     if trial.status.name == "ABANDONED":
         reason = reason or getattr(trial, "abandoned_reason", None)

@@ -2,6 +2,7 @@
 
 Shared by the runners that use the worker (Slurm, SSH hosts): ``error.json`` is the
 objective's own failure; otherwise the tail of ``stderr.log`` explains the exit.
+And which trial directories they may delete (``cleanup_after_completion``).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 
-from ._exceptions import ObjectiveError, TrialError, TrialTimeoutError
+from ._exceptions import ObjectiveError, RunnerError, TrialError, TrialTimeoutError
 
 #: How much of a trial's stderr a failure reason quotes.
 STDERR_TAIL_BYTES = 2000
@@ -32,6 +33,13 @@ def stderr_summary(tail: bytes | None) -> tuple[str, str | None]:
     return (text.splitlines()[-1] if text else "(stderr empty)"), (text or None)
 
 
-def interpreter_by_name(interpreter: str | None) -> str | None:
-    """A script's interpreter by name: its local path may not exist on another host."""
-    return interpreter and interpreter.rsplit("/", 1)[-1]
+def removable_folder(path: str, root: str) -> str:
+    """``path``, checked to be a folder below the job directory ``root`` (for ``rm -rf``).
+
+    Raises:
+        RunnerError: It is not below ``root``: a corrupt handle must never make the
+            runner delete something else.
+    """
+    if not root or not path.startswith(f"{root.rstrip('/')}/") or "/../" in f"{path}/":
+        raise RunnerError(f"refusing to remove {path!r}: it is not below the job directory {root!r}")
+    return path

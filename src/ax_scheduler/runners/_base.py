@@ -9,8 +9,13 @@ this one small interface.
 from __future__ import annotations
 
 import abc
+import contextlib
+import shutil
 from collections.abc import Awaitable, Sequence
+from pathlib import Path
 from typing import Any
+
+import anyio
 
 from .._config import SchedulerConfig
 from .._jobs import Job, Objective
@@ -38,6 +43,12 @@ class Runner(abc.ABC):
 
     #: The objective kinds this runner can run; set_*_objective refuses others.
     objective_types: tuple[type, ...] = ()
+
+    #: True if objectives run on this machine, in the driver's environment: a
+    #: script's interpreter is looked up on the driver's PATH and a container's
+    #: volumes on its filesystem when the objective is set. Runners that start
+    #: jobs elsewhere (a cluster, SSH hosts) check those there, in ``check_objective``.
+    objectives_run_here: bool = True
 
     #: True if objectives travel to other processes (checked with cloudpickle
     #: when the objective is set, not discovered at the first trial).
@@ -89,6 +100,20 @@ class Runner(abc.ABC):
         """
         return None
 
+    async def remove_files(self, job: Job) -> None:
+        """Delete a completed trial's folder (``cleanup_after_completion``).
+
+        Called once the trial's result is in Ax and in the checkpoint. The default
+        removes ``job.workdir`` on this machine; runners whose trial folders live
+        elsewhere (a cluster, an SSH host) override it.
+
+        Raises:
+            OSError: The folder could not be removed.
+            RunnerError: The same, on another machine.
+        """
+        if job.workdir is not None:
+            await anyio.to_thread.run_sync(_remove_tree, job.workdir)
+
     def load(self) -> dict[str, int] | None:
         """How many of this runner's jobs are in each backend state, for the progress display.
 
@@ -100,3 +125,8 @@ class Runner(abc.ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, empty by default
         """Stop whatever still runs and release resources. Idempotent."""
+
+
+def _remove_tree(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):  # never made (a threads-only trial)
+        shutil.rmtree(path)

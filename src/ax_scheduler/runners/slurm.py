@@ -32,10 +32,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
-import cloudpickle
 
 from .. import _jobworker
-from .._aio import shielded
+from .._aio import Coalesced, shielded
 from .._config import SchedulerConfig, SlurmConfig, SSHOptions
 from .._container import APPTAINER_ENGINES, apptainer_exec_argv
 from .._exceptions import (
@@ -56,17 +55,23 @@ from .._slurm import (
     Outcome,
     TaskState,
     chunks,
+    job_prelude,
     job_script,
     parse_max_array_size,
     parse_sacct,
+    program_check_argv,
     sbatch_argv,
     sbatch_option_args,
     script_task,
 )
-from .._workerfiles import STDERR_TAIL_BYTES, interpreter_by_name, reported_error, stderr_summary
+from .._uploads import Payloads
+from .._workerfiles import STDERR_TAIL_BYTES, removable_folder, reported_error, stderr_summary
 from ._base import Runner
 
 logger = logging.getLogger("ax_scheduler")
+
+#: Prints each of its arguments that is not an existing path (paths are data: "$p").
+_LIST_MISSING = 'for p; do [ -e "$p" ] || printf "%s\\n" "$p"; done'
 
 #: sbatch attempts (1, 2, 4 s apart) before a submission counts as failed.
 SBATCH_ATTEMPTS = 4
@@ -112,6 +117,7 @@ class SlurmRunner(Runner):
     kind = "slurm"
     objective_types = (FunctionObjective, ScriptObjective, ContainerObjective)
     needs_pickling = True
+    objectives_run_here = False
 
     def __init__(
         self,
@@ -147,14 +153,15 @@ class SlurmRunner(Runner):
         self._session = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
         self._root = ""  # absolute job directory on the cluster, known after start()
         self._max_array_size = self.config.max_array_size or 1001
-        self._objectives: dict[int, str] = {}  # id(objective) -> uploaded pickle path
+        self._payloads = Payloads()
+        self._uploaded: set[str] = set()  # payload names in the session directory
         self._queue: list[_Task] = []
         self._flush: asyncio.Task[None] | None = None
         self._arrays: dict[str, dict[int, _Task]] = {}  # array job id -> task id -> task
         self._poller: asyncio.Task[None] | None = None
         self._backoff = Backoff(self.config.min_poll_interval, self._monitoring_interval)
-        self._to_cancel: set[str] = set()
-        self._cancel_flush: asyncio.Future[None] | None = None
+        self._cancels = Coalesced(self._scancel_now)  # one scancel for those of a moment
+        self._removals = Coalesced(self._remove_now)  # one rm for the folders of a moment
         self._submissions = itertools.count()
         #: Counters for tests and the scale bench.
         self.stats = {"sbatch": 0, "sacct": 0, "scancel": 0}
@@ -236,60 +243,78 @@ class SlurmRunner(Runner):
             )
 
     async def check_objective(self, objective: Objective) -> None:
-        """Put what the objective needs on the cluster, once, and check its engine.
+        """Put what the objective needs on the cluster, once, and check it there.
 
         A function is cloudpickled and uploaded; over SSH a script is uploaded
-        (locally it is used where it is); a container's engine (apptainer or
-        singularity) must be on the cluster.
+        (locally it is used where it is). A script's interpreter and a container's
+        engine (apptainer or singularity) must be found where the jobs start:
+        they are looked up on the cluster after the job's ``modules`` and
+        ``setup`` lines, as the job script runs them.
 
         Raises:
-            RunnerError: A container engine Slurm cannot use, or one the cluster lacks.
+            RunnerError: A container engine Slurm cannot use, or an interpreter or
+                engine the cluster does not have.
         """
         if isinstance(objective, FunctionObjective):
             await self._objective_path(objective)
         elif isinstance(objective, ScriptObjective):
             await self._script_path(objective)
+            if objective.interpreter is not None:
+                await self._check_program(objective.interpreter, "the script's interpreter")
         elif isinstance(objective, ContainerObjective):
-            await self._check_engine(objective.engine)
+            if objective.engine not in APPTAINER_ENGINES:
+                raise RunnerError(
+                    f"{self!r} runs containers with apptainer or singularity, not"
+                    f" {objective.engine!r}: pass container_options={{'engine': 'apptainer'}}"
+                    " (or 'singularity')"
+                )
+            await self._check_program(objective.engine, "container engine")
+            await self._check_volumes(objective)
+
+    async def _upload(self, objective: FunctionObjective | ScriptObjective) -> str:
+        """The path on the cluster of the objective's pickle or script, uploaded once."""
+        payload = await self._payloads.of(objective)
+        path = f"{self._session_dir}/{payload.name}"
+        if payload.name not in self._uploaded:
+            await self.transport.write_file(path, payload.data, mode=payload.mode)
+            self._uploaded.add(payload.name)
+        return path
 
     async def _objective_path(self, objective: FunctionObjective) -> str:
-        key = id(objective)
-        if key not in self._objectives:
-            data = await anyio.to_thread.run_sync(cloudpickle.dumps, objective.fn)
-            path = f"{self._session_dir}/objective-{len(self._objectives)}.pkl"
-            await self.transport.write_file(path, data, mode=0o600)
-            self._objectives[key] = path
-        return self._objectives[key]
+        return await self._upload(objective)
 
     async def _script_path(self, objective: ScriptObjective) -> str:
         """Where the script is on the cluster: uploaded over SSH, as it is locally."""
-        key = id(objective)
-        if key not in self._objectives:
-            path = str(objective.script)
-            if self.ssh is not None:
-                data = await anyio.Path(objective.script).read_bytes()
-                path = f"{self._session_dir}/script-{len(self._objectives)}-{objective.script.name}"
-                await self.transport.write_file(path, data, mode=0o755)
-            self._objectives[key] = path
-        return self._objectives[key]
-
-    def _interpreter(self, objective: ScriptObjective) -> str | None:
-        """The interpreter by name over SSH: its local path may not exist on the cluster."""
         if self.ssh is None:
-            return objective.interpreter
-        return interpreter_by_name(objective.interpreter)
+            return str(objective.script)
+        return await self._upload(objective)
 
-    async def _check_engine(self, engine: str) -> None:
-        if engine not in APPTAINER_ENGINES:
+    async def _check_volumes(self, objective: ContainerObjective) -> None:
+        """Every volume's host path must exist on the cluster, where it is bound."""
+        paths = [host for host, _ in objective.volumes]
+        if not paths:
+            return
+        listed = await self.transport.run(["sh", "-c", _LIST_MISSING, "sh", *paths])
+        missing = listed.stdout.splitlines()
+        if missing or not listed.ok:
             raise RunnerError(
-                f"{self!r} runs containers with apptainer or singularity, not {engine!r}:"
-                " pass container_options={'engine': 'apptainer'} (or 'singularity')"
+                f"container volume host paths do not exist on {self.transport.description}:"
+                f" {missing or listed.describe()}; the jobs bind them there"
             )
-        found = await self.transport.run(["sh", "-c", 'command -v "$1"', "sh", engine])
+
+    async def _check_program(self, program: str, what: str) -> None:
+        """``program`` must be found by the job's own shell, after modules and setup."""
+        found = await self.transport.run(
+            program_check_argv(
+                program, job_prelude(self.config.modules, self.config.setup), shell="bash"
+            )
+        )
         if not found.ok:
             raise RunnerError(
-                f"container engine {engine!r} is not installed on {self.transport.description}"
-                " (not on the PATH of a login shell there)"
+                f"{what} {program!r} is not found on {self.transport.description} in the"
+                " jobs' environment (bash, after the job script's `module load` and setup"
+                f" lines): {found.describe()}. Make it available with config={{'modules':"
+                " [...]} or config={'setup': [...]}, or give its full path on the cluster"
             )
 
     # -- running --------------------------------------------------------------------
@@ -473,7 +498,7 @@ class SlurmRunner(Runner):
             return script_task(
                 objective,
                 script=await self._script_path(objective),
-                interpreter=self._interpreter(objective),
+                interpreter=objective.interpreter,
                 workdir=task.workdir,
                 trial_index=index,
             )
@@ -666,14 +691,9 @@ class SlurmRunner(Runner):
 
     async def _scancel(self, ids: list[str]) -> None:
         """scancel ``ids``; cancellations that arrive together share one call."""
-        self._to_cancel.update(ids)
-        if self._cancel_flush is None:
-            self._cancel_flush = asyncio.ensure_future(self._flush_cancels())
-        await asyncio.shield(self._cancel_flush)
+        await self._cancels.add(ids)
 
-    async def _flush_cancels(self) -> None:
-        await asyncio.sleep(0.01)  # let the other cancellations of this moment join
-        ids, self._to_cancel, self._cancel_flush = sorted(self._to_cancel), set(), None
+    async def _scancel_now(self, ids: list[str]) -> None:
         self.stats["scancel"] += 1
         try:
             result = await self.transport.run(["scancel", *ids])
@@ -682,6 +702,21 @@ class SlurmRunner(Runner):
             return
         if not result.ok:
             logger.error("scancel %s failed: %s", " ".join(ids), result.describe())
+
+    async def remove_files(self, job: Job) -> None:
+        """Delete a completed trial's folder on the cluster; those of a moment share one ``rm``.
+
+        Raises:
+            RunnerError: ``rm`` failed, or the folder is not under ``job_dir``.
+        """
+        path = job.info.get("job_dir")
+        if path:
+            await self._removals.add([removable_folder(str(path), self._root)])
+
+    async def _remove_now(self, paths: list[str]) -> None:
+        result = await self.transport.run(["rm", "-rf", "--", *paths])
+        if not result.ok:
+            raise RunnerError(f"cannot remove trial folders on the cluster: {result.describe()}")
 
     def load(self) -> dict[str, int] | None:
         """Trials by Slurm state: ``queued`` (not yet submitted), ``pending``, ``running``."""

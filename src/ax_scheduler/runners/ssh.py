@@ -37,7 +37,6 @@ from typing import Any, TypeVar
 
 import anyio
 import asyncssh
-import cloudpickle
 
 from .. import _jobworker
 from .._aio import shielded
@@ -60,8 +59,9 @@ from .._remote import (
     parse_pids,
     stop_group_argv,
 )
-from .._slurm import script_task
-from .._workerfiles import STDERR_TAIL_BYTES, interpreter_by_name, reported_error, stderr_summary
+from .._slurm import program_check_argv, script_task
+from .._uploads import Payloads
+from .._workerfiles import STDERR_TAIL_BYTES, removable_folder, reported_error, stderr_summary
 from ._base import Runner
 
 logger = logging.getLogger("ax_scheduler")
@@ -86,7 +86,7 @@ class _Host:
     running: int = 0
     down: str | None = None  # why it is out of the pool
     session_dir: str = ""  # absolute, known after start()
-    objectives: dict[int, str] = field(default_factory=dict)  # id(objective) -> its file
+    uploaded: set[str] = field(default_factory=set)  # payload names in session_dir
     reconnect: asyncio.Future[Any] | None = None
 
     @property
@@ -154,6 +154,7 @@ class SSHRunner(Runner):
     kind = "ssh"
     objective_types = (FunctionObjective, ScriptObjective)
     needs_pickling = True
+    objectives_run_here = False
 
     def __init__(
         self,
@@ -173,8 +174,7 @@ class SSHRunner(Runner):
         self._start_lock = asyncio.Lock()
         self._slot_freed = asyncio.Event()  # replaced after each set(): a pulse
         self._running: set[_Process] = set()
-        self._pickles: dict[int, bytes] = {}  # id(objective) -> cloudpickled fn
-        self._scripts: dict[int, bytes] = {}  # id(objective) -> the script's content
+        self._payloads = Payloads()
 
     @property
     def capacity(self) -> int:
@@ -204,7 +204,7 @@ class SSHRunner(Runner):
             self._started = True
 
     async def _prepare_host(self, host: _Host, worker: bytes) -> None:
-        host.down, host.objectives = None, {}
+        host.down, host.uploaded = None, set()
         try:
             host.session_dir = await self._make_session_dir(host)
             await host.transport.write_file(f"{host.session_dir}/axs_worker.py", worker)
@@ -265,9 +265,27 @@ class SSHRunner(Runner):
 
     async def _check_script_on(self, host: _Host, objective: ScriptObjective) -> None:
         try:
-            await self._upload_script(host, objective)
+            await self._upload(host, objective)
         except (_Lost, TrialError) as exc:
             host.down = host.down or f"cannot upload the script to {host.address}: {exc}"
+            return
+        if objective.interpreter is not None:
+            await self._check_program_on(host, objective.interpreter)
+
+    async def _check_program_on(self, host: _Host, program: str) -> None:
+        """``program`` must be found where the worker runs it: with the host's ``env``."""
+        argv = [*self._env(host), *program_check_argv(program)]
+        try:
+            result = await self._call(host, lambda: host.transport.run(argv))
+        except (_Lost, TrialError) as exc:
+            host.down = host.down or str(exc)
+            return
+        if not result.ok:
+            host.down = (
+                f"the script's interpreter {program!r} is not found on {host.address}"
+                f" (with the host's env): {result.describe()}; give its full path there,"
+                " or set PATH in the host's env"
+            )
 
     async def _check_on(self, host: _Host, objective: FunctionObjective) -> None:
         try:
@@ -282,35 +300,25 @@ class SSHRunner(Runner):
                 f" {result.describe()}"
             )
 
-    async def _upload(self, host: _Host, objective: FunctionObjective) -> str:
-        """The objective's pickle on ``host``, uploaded on first use."""
-        key = id(objective)
-        if key not in host.objectives:
-            if key not in self._pickles:
-                self._pickles[key] = await anyio.to_thread.run_sync(cloudpickle.dumps, objective.fn)
-            data = self._pickles[key]
-            path = f"{host.session_dir}/objective-{list(self._pickles).index(key)}.pkl"
-            await self._call(host, lambda: host.transport.write_file(path, data, mode=0o600))
-            host.objectives[key] = path
-        return host.objectives[key]
-
-    async def _upload_script(self, host: _Host, objective: ScriptObjective) -> str:
-        """The script's path on ``host``, uploaded (mode 0755) on first use."""
-        key = id(objective)
-        if key not in host.objectives:
-            if key not in self._scripts:
-                self._scripts[key] = await anyio.Path(objective.script).read_bytes()
-            data = self._scripts[key]
-            name = f"script-{list(self._scripts).index(key)}-{objective.script.name}"
-            path = f"{host.session_dir}/{name}"
-            await self._call(host, lambda: host.transport.write_file(path, data, mode=0o755))
-            host.objectives[key] = path
-        return host.objectives[key]
+    async def _upload(self, host: _Host, objective: FunctionObjective | ScriptObjective) -> str:
+        """The path on ``host`` of the objective's pickle or script, uploaded on first use."""
+        payload = await self._payloads.of(objective)
+        path = f"{host.session_dir}/{payload.name}"
+        if payload.name not in host.uploaded:
+            write = host.transport.write_file
+            await self._call(host, lambda: write(path, payload.data, mode=payload.mode))
+            host.uploaded.add(payload.name)
+        return path
 
     def _python(self, host: _Host) -> list[str]:
         """The worker's interpreter, behind ``env NAME=VALUE ...`` if the host sets any."""
+        return [*self._env(host), host.options.python]
+
+    @staticmethod
+    def _env(host: _Host) -> list[str]:
+        """``env NAME=VALUE ...`` for the host's ``env``, or nothing."""
         env = [f"{name}={value}" for name, value in host.options.env.items()]
-        return ["env", *env, host.options.python] if env else [host.options.python]
+        return ["env", *env] if env else []
 
     # -- the pool -------------------------------------------------------------------
     async def _call(self, host: _Host, operation: Callable[[], Awaitable[T]]) -> T:
@@ -452,8 +460,8 @@ class SSHRunner(Runner):
         if isinstance(objective, ScriptObjective):
             command = script_task(
                 objective,
-                script=await self._upload_script(host, objective),
-                interpreter=interpreter_by_name(objective.interpreter),
+                script=await self._upload(host, objective),
+                interpreter=objective.interpreter,
                 workdir=workdir,
                 trial_index=job.trial_index,
             )
@@ -658,6 +666,26 @@ class SSHRunner(Runner):
         finally:
             self._running.discard(process)
             self._free_slot(host)
+
+    async def remove_files(self, job: Job) -> None:
+        """Delete a completed trial's folder on its host.
+
+        Raises:
+            RunnerError: The host cannot be reached, ``rm`` failed, or the folder
+                is not under the host's ``job_dir``.
+        """
+        address, path = job.info.get("host"), job.info.get("job_dir")
+        host = next((host for host in self._hosts if host.address == address), None)
+        if host is None or not path or not host.session_dir:
+            return
+        root = host.session_dir.rsplit("/", 1)[0]  # job_dir: sessions of earlier drivers too
+        argv = ["rm", "-rf", "--", removable_folder(str(path), root)]
+        try:
+            result = await self._call(host, lambda: host.transport.run(argv))
+        except (_Lost, TrialError) as exc:
+            raise RunnerError(f"cannot reach {host.address}: {exc}") from None
+        if not result.ok:
+            raise RunnerError(f"cannot remove {path!r} on {host.address}: {result.describe()}")
 
     def load(self) -> dict[str, int] | None:
         """Running trials per host (``"node1 (down)"`` for a host out of the pool)."""
