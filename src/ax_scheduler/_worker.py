@@ -53,11 +53,18 @@ def call_objective(
     With ``workdir``, the trial leaves its files there like a script's trial does:
     ``params.json``, ``stdout.log`` and ``stderr.log`` (everything the process
     printed, C extensions included: the file descriptors are redirected), and
-    ``result.json`` or ``error.json``.
+    ``result.json`` or ``error.json``. A restarted driver reads them to tell a
+    trial that ended (its outcome is on disk) from one cut short by the driver's
+    death (only ``params.json``).
     """
     if workdir is None:
         return _call(fn, parameters)
     os.makedirs(workdir, exist_ok=True)
+    # An earlier run's outcome must not pass for this one's. Removed before
+    # params.json is written: a fresh params.json vouches for what follows it.
+    for stale in ("result.json", "error.json"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(workdir, stale))
     _write(os.path.join(workdir, "params.json"), json.dumps(parameters, indent=2, default=str))
     with _output_to(workdir):
         outcome = _call(fn, parameters)
@@ -108,8 +115,20 @@ def _output_to(workdir: str) -> Iterator[None]:
 
 
 def _write(path: str, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as file:
-        file.write(text)
+    """Write via a temp file and a rename: the worker may be killed (its driver
+    died) at any moment, and a half-written result must never be read as one."""
+    directory, name = os.path.split(path)
+    temp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
+    # 0o666 less the umask, as open() would create it.
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
 
 
 def noop() -> None:

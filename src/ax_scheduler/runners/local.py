@@ -4,15 +4,21 @@ Each slot owns a one-process loky executor. That costs a thread per slot, and bu
 what a shared pool cannot: when a worker dies (segfault, ``os._exit``, OOM kill)
 only the trial on that worker fails, and cancelling one trial kills exactly its
 process. Completion is event-driven: loky resolves a future, asyncio wakes us.
+
+After the driver died, :meth:`JobLibRunner.reattach` reads each lost trial's
+folder: scripts outlive the driver and are followed; function trials died with
+their workers, unless their outcome was already on disk.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
 
@@ -23,11 +29,14 @@ from joblib.externals.loky.process_executor import BrokenProcessPool
 
 from .. import _shutdown
 from .._aio import shielded
-from .._exceptions import ObjectiveError, RunnerError, WorkerDiedError
+from .._exceptions import ObjectiveError, RunnerError, TrialError, WorkerDiedError
 from .._jobs import FunctionObjective, Job, ScriptObjective
-from .._script import run_script
+from .._script import TrialFiles, rejoin_script, run_script
 from .._worker import call_objective, init_worker, noop
+from .._workerfiles import reported_error
 from ._base import Runner
+
+logger = logging.getLogger("ax_scheduler")
 
 BACKENDS = ("loky", "threading")
 
@@ -158,6 +167,49 @@ class JobLibRunner(Runner):
             self._idle.append(slot)
         return self._unwrap(outcome)
 
+    async def reattach(self, job: Job) -> Awaitable[Any] | None:
+        """Pick up a trial a previous driver started, from what its folder holds.
+
+        * A script runs in a session of its own and outlives the driver: it is
+          waited for by the pid its folder's ``pid.json`` records, then judged by
+          its files (its exit code is unknown). One that never started runs now.
+        * A function ran in a pool worker, which died with the driver. A trial
+          whose ``result.json`` or ``error.json`` is in its folder had ended (the
+          checkpoint lagged): that is its outcome. One that had only written
+          ``params.json`` was cut short: None, the trial is FAILED ("driver
+          restarted"). One with no files of its own never started and runs now.
+        * The threading backend leaves no files: None, as nothing tells whether
+          the trial had started.
+
+        Files older than the trial's ``dispatched_at`` (from ``job.info``) or with
+        other parameters are an earlier run's and do not count.
+        """
+        if job.workdir is None:
+            return None
+        since = job.info.get("dispatched_at")
+        if isinstance(job.objective, ScriptObjective):
+            job.info["job_dir"] = str(job.workdir)
+            return rejoin_script(job, since)
+        if self.backend == "threading" or not isinstance(job.objective, FunctionObjective):
+            return None
+        files = TrialFiles(job.workdir)
+        left = await anyio.to_thread.run_sync(_left_by_worker, files, job.parameters, since)
+        if left is _NOT_STARTED:
+            logger.info(
+                "trial %d never reached a worker (the driver died first); starting it",
+                job.trial_index,
+            )
+            return self.run(job)
+        if left is _CUT_SHORT:
+            return None
+        job.info["job_dir"] = str(job.workdir)
+        logger.info(
+            "trial %d had ended before the driver died; its outcome is read from %s",
+            job.trial_index,
+            job.workdir,
+        )
+        return _settled(left)
+
     def _take_slot(self) -> _Slot:
         if not self._idle:  # the scheduler never exceeds capacity
             raise RuntimeError(f"{self!r}: more concurrent run() calls than n_jobs")
@@ -228,6 +280,40 @@ class JobLibRunner(Runner):
             self._threads.shutdown(wait=False, cancel_futures=True)
             self._threads = None
         self._ready = None
+
+
+#: What :func:`_left_by_worker` finds besides an outcome.
+_NOT_STARTED, _CUT_SHORT = object(), object()
+
+
+def _left_by_worker(files: TrialFiles, parameters: Mapping[str, Any], since: float | None) -> Any:
+    """What a function trial's worker left in its folder (blocking: call in a thread).
+
+    The objective's result, its TrialError (``error.json``), ``_CUT_SHORT`` (only
+    ``params.json``: its worker died with the driver) or ``_NOT_STARTED``.
+    """
+    if not files.holds_trial(parameters, since):
+        return _NOT_STARTED
+    if files.written_since(files.result, since):
+        try:
+            return json.loads(files.result.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return _CUT_SHORT  # written whole or not at all: a file of someone else's
+    if files.written_since(files.error, since):
+        try:
+            error = reported_error(files.error.read_bytes())
+        except OSError:
+            error = None
+        if error is not None:
+            return error
+    return _CUT_SHORT
+
+
+async def _settled(outcome: Any) -> Any:
+    """An outcome already known, as the awaitable a re-attached trial needs."""
+    if isinstance(outcome, TrialError):
+        raise outcome
+    return outcome
 
 
 def _cancelled_while_submitting() -> bool:
