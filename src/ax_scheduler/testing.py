@@ -1,0 +1,18 @@
+"""Fakes for testing campaign code in milliseconds, without workers or a cluster.
+
+The way httpx ships a mock transport: the fakes implement the library's own
+interfaces and are passed in, never patched in::
+
+    from ax_scheduler import AxScheduler
+    from ax_scheduler.testing import FakeClock
+
+ax-scheduler's own logic tests use the same fakes. They are for unit tests: the
+real runners are tested against real processes, a real Slurm cluster, real sshd
+and a real Docker engine.
+"""
+
+from __future__ import annotations
+
+from ._fakeclock import FakeClock
+
+__all__ = ["FakeClock"]
