@@ -828,7 +828,8 @@ class Scheduler:
                 f"{DRIVER_RESTARTED}: the trial ran on a {runner!r} runner and cannot be"
                 f" re-attached by {self.runner!r}"
             )
-        await self._call_ax(self._fail, index, reason, "infrastructure", urgent=True)
+        lost = functools.partial(self._fail, index, reason, "infrastructure", lost_with_driver=True)
+        await self._call_ax(lost, urgent=True)
         logger.warning("trial %d FAILED: %s", index, reason)
         if not self.config.requeue_lost_trials:
             return
@@ -837,9 +838,9 @@ class Scheduler:
         self._reattached.add(self._launch(job, self._work(job)))
         logger.info("trial %d re-queued as trial %d (requeue_lost_trials)", index, requeued)
 
-    def _fail(self, index: int, reason: str, kind: str) -> None:
-        """On the Ax thread: mark the trial FAILED with its reason and kind."""
-        self.ax.note(index, failure_kind=kind)
+    def _fail(self, index: int, reason: str, kind: str, **facts: Any) -> None:
+        """On the Ax thread: mark the trial FAILED with its reason, kind and other facts."""
+        self.ax.note(index, failure_kind=kind, **facts)
         self.ax.fail(index, reason)
         self._failed[index] = reason
         self._ended.add(index)
