@@ -3,9 +3,10 @@
 The first run creates the experiment and writes `campaign.json` after every change
 of a trial's state. Kill it any way you like (Ctrl-C, `kill -9`, a reboot) and
 start it again: it resumes from the checkpoint, re-attaches what can be
-re-attached, and runs only the trials still missing. On the local pool, trials
-that were running die with the driver; `requeue_lost_trials` runs their
-parameters again.
+re-attached, and runs only the trials still missing. On the local pool, a
+function trial cut short dies with its worker process (`requeue_lost_trials`
+runs its parameters again); one whose result reached its trial folder is
+collected, one that had not started runs now.
 """
 
 import time

@@ -121,8 +121,11 @@ def test_the_resumable_campaign_survives_kill_minus_nine(tmp_path: Path) -> None
 
     after = trials()
     assert "best parameters:" in out
-    assert [after[i] for i in lost] == ["FAILED"] * len(lost)
-    assert list(after.values()).count("COMPLETED") == 12 - len(lost)
+    # Trials whose worker died mid-run are FAILED (and run again as new trials);
+    # those still waiting for a slot, or whose result was on disk, complete.
+    failed = {i for i, status in after.items() if status == "FAILED"}
+    assert failed <= set(lost)
+    assert list(after.values()).count("COMPLETED") == 12 - len(failed)
     assert len(after) == 12
     again = run_example("resumable_campaign.py", tmp_path)  # nothing left to do
     assert "this run: 0 trials" in again
