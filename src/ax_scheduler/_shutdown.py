@@ -28,10 +28,14 @@ def on_exit(callback: Callable[[], None]) -> None:
 
 
 def arm() -> None:
-    """Make sure our exit hook runs before every threading exit hook so far."""
-    register = getattr(threading, "_register_atexit", atexit.register)
+    """Make sure our exit hook runs before every threading exit hook so far.
+
+    ``threading._register_atexit`` is private, and there is no public way: loky
+    registers its pool-joining hook with it, and ``atexit`` hooks run only after
+    those have joined. tests/test_private_apis.py fails loudly if it goes away.
+    """
     with contextlib.suppress(RuntimeError):  # already shutting down
-        register(_run_callbacks)
+        threading._register_atexit(_run_callbacks)  # type: ignore[attr-defined]
 
 
 def _run_callbacks() -> None:

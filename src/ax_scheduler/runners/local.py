@@ -24,8 +24,8 @@ from typing import Any
 
 import anyio
 from joblib import cpu_count
-from joblib.externals.loky import ProcessPoolExecutor
-from joblib.externals.loky.process_executor import BrokenProcessPool
+from loky import ProcessPoolExecutor
+from loky.process_executor import BrokenProcessPool
 
 from .. import _shutdown
 from .._aio import shielded
