@@ -458,7 +458,8 @@ def test_the_example_files_build_their_runners_and_ax_accepts_their_experiments(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from ax_scheduler import DockerRunner, JobLibRunner, SlurmRunner, SSHRunner
-    from ax_scheduler._spec import create_client, load_file
+    from ax_scheduler.cli.axclient import create_client
+    from ax_scheduler.cli.spec import load_file
 
     monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.setenv("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
@@ -508,11 +509,61 @@ def test_a_runner_that_cannot_run_the_objective_is_refused(workdir: Path) -> Non
     )
 
 
+def test_every_runner_option_its_constructor_refuses_is_named_at_its_key(workdir: Path) -> None:
+    text = edited("  n_jobs: 2", "  n_jobs: four\n  backend: nope")
+    (workdir / "bad.yaml").write_text(text)
+    result = invoke("run", "bad.yaml")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "bad.yaml:13: runner.n_jobs: n_jobs must be a positive int or -1 for all cores, got 'four'",
+        "bad.yaml:14: runner.backend: backend must be one of loky, threading, got 'nope'",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "message"),
+    [
+        ("interpreter: python3", "interpreter: no-such-python", "interpreter", "is not on PATH"),
+        ('"{output_file}"', '"{out}"', "args", "unknown placeholder {out}"),
+        ("path: simulate.py", "path: .", "path", "is a directory"),
+    ],
+)
+def test_a_wrong_script_option_is_named_at_its_key(
+    workdir: Path, old: str, new: str, key: str, message: str
+) -> None:
+    text = (workdir / "cli_script.yaml").read_text()
+    assert old in text
+    (workdir / "bad.yaml").write_text(text.replace(old, new))
+    result = invoke("run", "bad.yaml")
+    assert result.exit_code == 2
+    assert f": objective.script.{key}: " in result.stderr, result.stderr
+    assert message in result.stderr, result.stderr
+
+
+def test_trials_lost_with_the_driver_do_not_count_toward_max_trials() -> None:
+    from types import SimpleNamespace
+
+    from ax_scheduler.cli.running import counted
+
+    def trial(status: str, **facts: Any) -> Any:
+        metadata = {"ax_scheduler": facts} if facts else {}
+        return SimpleNamespace(status=SimpleNamespace(name=status), run_metadata=metadata)
+
+    trials = [
+        trial("COMPLETED"),
+        trial("FAILED", failure_kind="objective"),
+        trial("FAILED", failure_kind="infrastructure", lost_with_driver=True),
+        trial("ABANDONED"),
+        trial("RUNNING"),
+    ]
+    assert counted(SimpleNamespace(trials=dict(enumerate(trials)))) == 2
+
+
 def test_the_stored_spec_rebuilds_the_run_without_the_file_and_keeps_no_secrets(
     workdir: Path,
 ) -> None:
-    from ax_scheduler._spec import load_file, load_stored
-    from ax_scheduler._yamlspec import SpecError
+    from ax_scheduler._exceptions import SpecError
+    from ax_scheduler.cli.spec import load_file, load_stored
 
     text = (EXAMPLES / "cli_slurm.yaml").read_text().replace("username: me", "password: hunter2")
     (workdir / "secret.yaml").write_text(text)
@@ -531,7 +582,7 @@ def test_the_stored_spec_rebuilds_the_run_without_the_file_and_keeps_no_secrets(
 def test_relative_paths_in_the_file_start_at_its_directory(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ax_scheduler._spec import load_file
+    from ax_scheduler.cli.spec import load_file
 
     elsewhere = workdir / "elsewhere"
     elsewhere.mkdir()
@@ -545,8 +596,8 @@ def test_relative_paths_in_the_file_start_at_its_directory(
 
 def test_the_library_parts_of_the_file_are_the_library_models() -> None:
     from ax_scheduler import SchedulerConfig, SlurmConfig
-    from ax_scheduler._spec import RUNNER_MODELS, ExperimentSpec
-    from ax_scheduler._yamlspec import valid_keys_at
+    from ax_scheduler.cli.models import RUNNER_MODELS, ExperimentSpec
+    from ax_scheduler.cli.yamlspec import valid_keys_at
 
     assert ExperimentSpec.model_fields["config"].annotation is SchedulerConfig
     assert valid_keys_at(ExperimentSpec, ("config",)) == SchedulerConfig.allowed_keys()

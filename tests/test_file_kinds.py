@@ -146,12 +146,12 @@ def test_the_console_script_says_it_in_one_line(files: Path) -> None:
 def test_a_wrong_file_is_refused_before_ax_is_imported(
     files: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ax_scheduler.cli
+    import ax_scheduler.cli.logs
 
     def no_ax(verbose: bool) -> None:
         raise AssertionError("Ax imported for a file of the wrong kind")
 
-    monkeypatch.setattr(ax_scheduler.cli, "_import_ax", no_ax)
+    monkeypatch.setattr(ax_scheduler.cli.logs, "import_ax", no_ax)
     for command in ("run", "resume", "status", "report"):
         refused(command, "notes.txt")
 
@@ -213,7 +213,7 @@ def test_resume_of_a_truncated_checkpoint_still_says_it_is_corrupt(files: Path) 
 
 # -- recognising the kind -----------------------------------------------------------------
 def test_every_example_experiment_file_is_recognised() -> None:
-    from ax_scheduler._filekinds import Kind, file_kind
+    from ax_scheduler.cli.filekinds import Kind, file_kind
 
     for path in EXAMPLES.glob("*.yaml"):
         assert file_kind(path).kind is Kind.EXPERIMENT, path
@@ -222,7 +222,7 @@ def test_every_example_experiment_file_is_recognised() -> None:
 def test_the_kind_is_found_whatever_the_order_and_layout_of_the_keys(
     tmp_path: Path, snapshot: dict[str, Any]
 ) -> None:
-    from ax_scheduler._filekinds import Kind, file_kind
+    from ax_scheduler.cli.filekinds import Kind, file_kind
 
     header = {"experiment": "x", "runner": "joblib", "config": {}, "client": snapshot}
     cases = {
@@ -240,8 +240,8 @@ def test_the_kind_is_found_whatever_the_order_and_layout_of_the_keys(
 
 
 def test_the_keys_that_mark_an_experiment_file_are_the_required_ones() -> None:
-    from ax_scheduler._filekinds import EXPERIMENT_KEYS
-    from ax_scheduler._spec import ExperimentSpec
+    from ax_scheduler.cli.filekinds import EXPERIMENT_KEYS
+    from ax_scheduler.cli.models import ExperimentSpec
 
     required = [name for name, field in ExperimentSpec.model_fields.items() if field.is_required()]
     assert list(EXPERIMENT_KEYS) == required
@@ -249,7 +249,7 @@ def test_the_keys_that_mark_an_experiment_file_are_the_required_ones() -> None:
 
 def test_recognising_a_file_reads_its_start_only_and_imports_no_ax(files: Path) -> None:
     code = (
-        "import sys; from ax_scheduler._filekinds import file_kind;"
+        "import sys; from ax_scheduler.cli.filekinds import file_kind;"
         " print([file_kind(name).kind.name for name in sys.argv[1:]], 'ax' in sys.modules)"
     )
     big = files / "big.json"  # a checkpoint's first key says what it is: the rest is not read

@@ -111,14 +111,14 @@ def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
 
 
 def _starts_as_checkpoint(path: Path) -> bool:
-    from ._filekinds import Kind, file_kind  # here: _filekinds imports this module
+    from .cli.filekinds import Kind, file_kind  # here: cli.filekinds imports this module
 
     return file_kind(path).kind is Kind.CHECKPOINT
 
 
 def _not_a_checkpoint(path: Path) -> CheckpointError:
     """What ``path`` is instead, and what takes it (an experiment file, an Ax snapshot ...)."""
-    from ._filekinds import Use, file_kind, wrong_kind_message
+    from .cli.filekinds import Use, file_kind, wrong_kind_message
 
     message = wrong_kind_message(path, file_kind(path), Use.RESUME_API)
     return CheckpointError(message or f"{str(path)!r} is not an ax-scheduler checkpoint")

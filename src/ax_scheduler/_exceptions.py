@@ -12,6 +12,7 @@ catches all of them:
     ├── OptimizationStalledError                   Ax refuses candidates and nothing can unblock it
     ├── FailureRateExceededError                   too many of a run's trials failed
     ├── CheckpointError (also ValueError)          a checkpoint is missing, corrupt, or another run's
+    ├── SpecError                                  an ax-scheduler experiment file is invalid
     ├── RunnerError                                a backend cannot run trials (engine down, no image)
     └── TrialError                                 one trial failed; the run goes on
         ├── ObjectiveError                         the objective raised
@@ -118,3 +119,17 @@ class TrialTimeoutError(TrialError):
 
 class CheckpointError(AxSchedulerError, ValueError):
     """A checkpoint file cannot be resumed: missing, corrupt, or not a checkpoint."""
+
+
+class SpecError(AxSchedulerError):
+    """An experiment file of the ``ax-scheduler`` command is invalid.
+
+    ``str()`` is one ``file:line: key: message`` line per problem.
+
+    Attributes:
+        problems: Those lines, one per problem.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems

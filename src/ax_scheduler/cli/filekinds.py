@@ -25,7 +25,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from ._checkpoint import FORMAT_KEY
+from .._checkpoint import FORMAT_KEY
 
 #: The ``_type`` (a client) or ``__type`` (an experiment) of an Ax JSON snapshot.
 SNAPSHOT_TYPES = ("AxClient", "Client", "Experiment")

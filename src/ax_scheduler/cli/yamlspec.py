@@ -16,6 +16,8 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from .._exceptions import SpecError
+
 Loc = tuple[str | int, ...]
 
 #: The pydantic error type of a validator whose message names the bad value itself
@@ -30,15 +32,6 @@ class Problem:
     loc: Loc
     message: str
     line: int | None = None  # known without walking loc (a YAML syntax error)
-
-
-class SpecError(Exception):
-    """The experiment file is invalid; ``str()`` is one ``file:line: key: message`` per problem."""
-
-    def __init__(self, source: Source, problems: list[Problem]) -> None:
-        self.source = source
-        self.problems = problems
-        super().__init__("\n".join(source.describe(problem) for problem in problems))
 
 
 @dataclass(frozen=True)
@@ -72,9 +65,16 @@ class Source:
                 line = node.start_mark.line + 1
         return line
 
+    def error(self, problems: list[Problem]) -> SpecError:
+        """A :class:`SpecError` with ``problems``, in the order of their lines."""
+        ordered = sorted(
+            problems, key=lambda problem: problem.line or self.line_of(problem.loc) or 0
+        )
+        return SpecError([self.describe(problem) for problem in ordered])
+
     def fail(self, loc: Loc, message: str, line: int | None = None) -> SpecError:
         """A :class:`SpecError` with one problem."""
-        return SpecError(self, [Problem(loc, message, line)])
+        return self.error([Problem(loc, message, line)])
 
 
 def format_loc(loc: Loc) -> str:
@@ -171,6 +171,11 @@ def _is_union(annotation: Any) -> bool:
 
 
 def parse_yaml(text: str, source: Source) -> tuple[Any, Any]:
+    """The YAML's root node (for lines) and its data, which must be a mapping.
+
+    Raises:
+        SpecError: A syntax error, or the file holds no mapping.
+    """
     loader = yaml.SafeLoader(text)
     try:
         root = loader.get_single_node()
@@ -198,7 +203,13 @@ def yaml_problem(exc: yaml.YAMLError) -> tuple[str, int | None]:
 
 
 def check_duplicate_keys(node: Any, source: Source, loc: Loc = ()) -> None:
-    # PyYAML keeps the last of two equal keys silently: the first would be ignored.
+    """Refuse a key given twice in one mapping.
+
+    PyYAML keeps the last of two equal keys silently: the first would be ignored.
+
+    Raises:
+        SpecError: The second of two equal keys, with the first's line.
+    """
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key, value in node.value:
