@@ -92,3 +92,26 @@ def test_n_jobs_minus_one_means_all_cores() -> None:
     from joblib import cpu_count
 
     assert JobLibRunner(n_jobs=-1).capacity == cpu_count()
+
+
+def test_a_bad_value_is_quoted_as_given_not_rewritten() -> None:
+    # The argument's name was once put in by replacing "config" in the whole message,
+    # values included.
+    from ax_scheduler import ScriptOptions, SSHHost
+
+    with pytest.raises(ConfigError) as raised:
+        ScriptOptions.from_user({"args": "my_config.yaml"})
+    assert "script_options['args']" in str(raised.value)
+    assert "got 'my_config.yaml'" in str(raised.value)
+    with pytest.raises(ConfigError) as raised:
+        SSHHost.from_entry(2, {"host": "gpu1", "slots": "config"})
+    assert "hosts[2]['slots']" in str(raised.value)
+    assert "got 'config'" in str(raised.value)
+
+
+def test_a_bool_for_a_number_names_the_value_once() -> None:
+    with pytest.raises(ConfigError) as raised:
+        SchedulerConfig.from_user({"trial_timeout": True})
+    message = str(raised.value)
+    assert "expected a number or None, not a bool, got True" in message
+    assert message.count("True") == 1

@@ -114,7 +114,7 @@ class SchedulerConfig(BaseModel):
         """``True`` is an int to Python, but ``trial_timeout=True`` is a mistake."""
         field = cls.model_fields.get(info.field_name or "")
         if isinstance(value, bool) and field is not None and field.annotation is not bool:
-            raise ValueError(f"expected a number or None, not the bool {value!r}")
+            raise ValueError("expected a number or None, not a bool")
         return value
 
     @classmethod
@@ -168,8 +168,8 @@ class _Options(BaseModel):
         try:
             return cls.model_validate(dict(options or {}))
         except ValidationError as exc:
-            message = describe_validation_error(exc, sorted(cls.model_fields))
-            raise ConfigError(message.replace("config", cls._argument)) from None
+            message = describe_validation_error(exc, sorted(cls.model_fields), cls._argument)
+            raise ConfigError(message) from None
 
 
 class ScriptOptions(_Options):
@@ -339,8 +339,8 @@ class SSHHost(SSHOptions):
         try:
             return cls.model_validate(dict(entry))
         except ValidationError as exc:
-            message = describe_validation_error(exc, sorted(cls.model_fields))
-            raise ConfigError(message.replace("config", f"hosts[{index}]")) from None
+            message = describe_validation_error(exc, sorted(cls.model_fields), f"hosts[{index}]")
+            raise ConfigError(message) from None
 
 
 class SSHConfig(_Options):
@@ -446,15 +446,29 @@ class SlurmConfig(_Options):
         return modules
 
 
-def describe_validation_error(exc: ValidationError, allowed: list[str]) -> str:
-    """One readable line per problem: the key, what was wrong, the offending value."""
+def describe_validation_error(
+    exc: ValidationError, allowed: list[str], argument: str = "config"
+) -> str:
+    """One readable line per problem: the key, what was wrong, the offending value.
+
+    Args:
+        exc: pydantic's error.
+        allowed: The accepted keys, listed for an unknown one.
+        argument: The argument the keys belong to (``config``, ``script_options``,
+            ``hosts[0]`` ...), as the user wrote it.
+    """
     lines = []
     for error in exc.errors():
-        key = ".".join(str(part) for part in error["loc"]) or "config"
+        key = ".".join(str(part) for part in error["loc"]) or argument
         if error["type"] == "extra_forbidden":
-            lines.append(f"unknown config key {key!r}; allowed keys: {', '.join(allowed)}")
+            lines.append(f"unknown {argument} key {key!r}; allowed keys: {', '.join(allowed)}")
         else:
-            message = error["msg"].removeprefix("Value error, ")
-            message = message[:1].lower() + message[1:]
-            lines.append(f"config[{key!r}]: {message}, got {error['input']!r}")
-    return "invalid config: " + "; ".join(lines)
+            lines.append(f"{argument}[{key!r}]: {_reason(error)}, got {error['input']!r}")
+    return f"invalid {argument}: " + "; ".join(lines)
+
+
+def _reason(error: Any) -> str:
+    """What was wrong: a validator's own ValueError as it said it, else pydantic's words."""
+    cause = (error.get("ctx") or {}).get("error")
+    text = str(cause) if error["type"] == "value_error" and cause is not None else error["msg"]
+    return text[:1].lower() + text[1:]
