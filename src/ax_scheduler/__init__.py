@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ._exceptions import ResultError as ResultError
     from ._exceptions import RunnerError as RunnerError
     from ._exceptions import SchedulerClosedError as SchedulerClosedError
+    from ._exceptions import SpecError as SpecError
     from ._exceptions import TrialError as TrialError
     from ._exceptions import TrialTimeoutError as TrialTimeoutError
     from ._exceptions import WorkerDiedError as WorkerDiedError
@@ -77,6 +78,7 @@ _EXPORTS = {
     "ScriptOptions": "._config",
     "SlurmConfig": "._config",
     "SlurmRunner": ".runners",
+    "SpecError": "._exceptions",
     "SSHConfig": "._config",
     "SSHHost": "._config",
     "SSHOptions": "._config",
