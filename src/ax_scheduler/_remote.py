@@ -16,8 +16,10 @@ import abc
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import shlex
+import signal
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -27,8 +29,9 @@ from typing import Any
 import anyio
 import asyncssh
 
+from ._aio import shielded
 from ._config import SSHOptions
-from ._exceptions import RunnerError
+from ._exceptions import ConfigError, RunnerError
 
 logger = logging.getLogger("ax_scheduler")
 
@@ -55,8 +58,43 @@ class Completed:
         return "; ".join(lines[-3:]) if lines else f"exit code {self.returncode}, no output"
 
 
+#: Seconds a command run on this machine (sbatch, sacct, scancel ...) may take
+#: before it is killed: about when SSH gives up on a dead link (keep-alive probes
+#: 30 s apart, three unanswered), so a command hung on a wedged controller fails
+#: like one whose connection died, and a busy controller still has ample time.
+COMMAND_TIMEOUT_SECONDS = 120.0
+
+#: Seconds a SIGKILLed process group gets to exit before it is left behind: a
+#: process in uninterruptible sleep (a hung NFS mount) does not die at once.
+REAP_SECONDS = 5.0
+
+
 class ConnectionDropped(RunnerError):
     """The connection broke while a command that must not be repeated was in flight."""
+
+
+class CommandTimeout(RunnerError):
+    """A command ran longer than its timeout; it was killed.
+
+    Attributes:
+        command: The command line, for messages.
+        timeout: The seconds it was given.
+    """
+
+    def __init__(self, argv: Sequence[str], timeout: float, where: str) -> None:
+        self.command = _shown(argv)
+        self.timeout = timeout
+        super().__init__(
+            f"`{self.command}` did not finish within {timeout:g} s on {where}, so it was killed"
+        )
+
+
+class InterruptedCommand(CommandTimeout, ConnectionDropped):
+    """A command that must not be repeated (sbatch) timed out: it may have taken effect.
+
+    A :class:`ConnectionDropped` too, so callers do what they do when a connection
+    breaks mid-command: find out whether it went through before running it again.
+    """
 
 
 class Transport(abc.ABC):
@@ -92,28 +130,137 @@ class Transport(abc.ABC):
 
 
 class LocalTransport(Transport):
-    """Runs commands here: the driver already runs on the cluster's login node."""
+    """Runs commands here: the driver already runs on the cluster's login node.
+
+    Args:
+        command_timeout: Seconds a command may run before its process group is
+            killed and :class:`CommandTimeout` raised (a hung ``sacct`` must not
+            stall polling, nor a hung ``scancel`` a cancellation, forever).
+
+    Raises:
+        ConfigError: ``command_timeout`` is not a positive number of seconds.
+    """
 
     description = "this machine"
 
+    def __init__(self, command_timeout: float = COMMAND_TIMEOUT_SECONDS) -> None:
+        if (
+            isinstance(command_timeout, bool)
+            or not isinstance(command_timeout, int | float)
+            or not math.isfinite(command_timeout)
+            or command_timeout <= 0
+        ):
+            raise ConfigError(
+                f"command_timeout must be a positive number of seconds, got {command_timeout!r}"
+            )
+        self.command_timeout = float(command_timeout)
+
     async def run(self, argv: Sequence[str], *, idempotent: bool = True) -> Completed:
+        """Run ``argv`` here, for at most ``command_timeout`` seconds.
+
+        Raises:
+            CommandTimeout: It did not finish in time (it was killed and reaped).
+            InterruptedCommand: The same, for a command that must not be repeated:
+                like a dropped connection, it may have taken effect.
+        """
         logger.debug("running %s", shlex.join(argv))
         try:
-            process = await asyncio.create_subprocess_exec(
-                *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+            code, out, err = await run_here(
+                argv, timeout=self.command_timeout, where=self.description
             )
         except FileNotFoundError:
             return Completed(127, "", f"{argv[0]}: command not found on {self.description}")
-        out, err = await process.communicate()
-        return Completed(
-            process.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
-        )
+        except CommandTimeout as exc:
+            if idempotent:
+                raise
+            # Callers handle it quietly, like a dropped connection (sbatch looks
+            # for its job before submitting again): say here that it happened.
+            logger.warning("%s; it may have taken effect", exc)
+            raise InterruptedCommand(argv, exc.timeout, self.description) from None
+        return Completed(code, out.decode(errors="replace"), err.decode(errors="replace"))
 
     async def write_file(self, path: str, data: bytes, *, mode: int = 0o644) -> None:
         await anyio.to_thread.run_sync(_write_atomically, Path(path), data, mode)
 
     async def read_file(self, path: str, *, tail: int | None = None) -> bytes | None:
         return await anyio.to_thread.run_sync(_read, Path(path), tail)
+
+
+async def run_here(
+    argv: Sequence[str],
+    *,
+    timeout: float | None,
+    where: str = "this machine",
+    stdout: Any = asyncio.subprocess.PIPE,
+    stderr: Any = asyncio.subprocess.PIPE,
+) -> tuple[int, bytes, bytes]:
+    """Run ``argv`` on this machine in its own process group, for at most ``timeout`` s.
+
+    On timeout, or if the caller is cancelled, the whole group is SIGKILLed and
+    reaped (shielded, at most :data:`REAP_SECONDS`) before the error or the
+    cancellation propagates: no hung child, nor anything it started, outlives
+    the call. stdin is /dev/null: a command waiting for input would only hang.
+
+    Args:
+        argv: Program and arguments.
+        timeout: Seconds it may run; None waits as long as it runs (``docker wait``).
+        where: Where it runs, for the message.
+        stdout: Where its output goes (a pipe, returned; or an open file).
+        stderr: Where its errors go (a pipe, a file, or ``asyncio.subprocess.STDOUT``).
+
+    Returns:
+        The exit code (negative if killed by a signal), stdout and stderr (empty
+        unless piped).
+
+    Raises:
+        FileNotFoundError: ``argv[0]`` is not installed.
+        CommandTimeout: It ran longer than ``timeout``.
+    """
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+        start_new_session=True,  # its pid is its group's id: kill_group reaches its children
+    )
+    try:
+        async with asyncio.timeout(timeout):
+            out, err = await process.communicate()
+    except TimeoutError:
+        assert timeout is not None  # only the deadline raises TimeoutError here
+        await shielded(kill_group(process, argv))
+        raise CommandTimeout(argv, timeout, where) from None
+    except asyncio.CancelledError:
+        await shielded(kill_group(process, argv))
+        raise
+    return process.returncode or 0, out or b"", err or b""
+
+
+async def kill_group(process: asyncio.subprocess.Process, argv: Sequence[str]) -> None:
+    """SIGKILL the process group of ``process`` and reap it, within :data:`REAP_SECONDS`.
+
+    Only for processes started with ``start_new_session=True``: their pid is
+    their group's id (else this would signal the driver's own group).
+    """
+    # The group outlives its leader while a child holds it: its id is not reused.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    try:
+        async with asyncio.timeout(REAP_SECONDS):
+            await process.wait()
+    except TimeoutError:
+        logger.warning(
+            "`%s` (process group %d) was killed but has not exited after %g s; leaving it",
+            _shown(argv),
+            process.pid,
+            REAP_SECONDS,
+        )
+
+
+def _shown(argv: Sequence[str], limit: int = 200) -> str:
+    """The command line for a message, cut short (an sacct of many job ids is long)."""
+    command = shlex.join(argv)
+    return command if len(command) <= limit else f"{command[: limit - 3]}..."
 
 
 def _write_atomically(path: Path, data: bytes, mode: int) -> None:

@@ -2,13 +2,16 @@
 
 ``docker run`` is an asyncio subprocess whose exit is the trial's end (no polling).
 The engine is checked once at start, the image once per run; stopping a trial is
-``docker stop -t <grace>`` then ``docker kill``, so no container outlives its trial.
+``docker stop -t <grace>`` then ``docker rm --force``, so no container outlives its
+trial. Every engine command is time-bounded: a hung engine is reported (and a stop
+it did not carry out is logged: the container may still run), never waited for.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import uuid
 from collections.abc import Awaitable
@@ -21,6 +24,7 @@ from .._aio import shielded
 from .._container import container_name, docker_run_argv
 from .._exceptions import InfrastructureError, RunnerError
 from .._jobs import ContainerObjective, Job, Objective
+from .._remote import CommandTimeout, kill_group, run_here
 from .._script import TrialFiles, run_logged
 from ._base import Runner
 
@@ -28,6 +32,15 @@ logger = logging.getLogger("ax_scheduler")
 
 #: ``docker run``'s exit code when the engine could not start the container.
 DOCKER_RUN_FAILED = 125
+
+#: Seconds an engine command that a healthy engine answers at once may take
+#: (version, inspect, rm, logs; on top of the grace, a stop): ample for a loaded
+#: engine, and a hung one is reported within half a minute instead of never.
+COMMAND_TIMEOUT_SECONDS = 30.0
+
+
+class _EngineSilent(RunnerError):
+    """The engine did not answer in time: worth retrying, unlike a missing image."""
 
 
 class DockerRunner(Runner):
@@ -39,9 +52,14 @@ class DockerRunner(Runner):
         stop_grace_seconds: ``docker stop -t`` grace before ``docker kill``.
         user: ``uid:gid`` the container runs as; default the driver's own, so
             result files in the trial directory are not root-owned.
+        command_timeout: Seconds an engine command may take before it is killed
+            (a stop may take ``stop_grace_seconds`` more). ``docker wait`` on a
+            container a previous driver started has none: it lasts as long as
+            the trial.
 
     Raises:
-        ValueError: ``max_parallel`` is not a positive int.
+        ValueError: ``max_parallel`` is not a positive int, or ``command_timeout``
+            not a positive number.
     """
 
     kind = "docker"
@@ -53,16 +71,28 @@ class DockerRunner(Runner):
         engine: str = "docker",
         stop_grace_seconds: float = 10.0,
         user: str | None = None,
+        *,
+        command_timeout: float = COMMAND_TIMEOUT_SECONDS,
     ) -> None:
         if isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1:
             raise ValueError(f"max_parallel must be a positive int, got {max_parallel!r}")
+        if (
+            isinstance(command_timeout, bool)
+            or not isinstance(command_timeout, int | float)
+            or not math.isfinite(command_timeout)
+            or command_timeout <= 0
+        ):
+            raise ValueError(
+                f"command_timeout must be a positive number of seconds, got {command_timeout!r}"
+            )
         self.max_parallel = max_parallel
         self.engine = engine
         self.stop_grace_seconds = stop_grace_seconds
+        self.command_timeout = float(command_timeout)
         self.user = user or f"{os.getuid()}:{os.getgid()}"
         self._engine_ok = False
         self._images_ok: set[str] = set()
-        self._removals: set[asyncio.Future[tuple[int, str]]] = set()
+        self._removals: set[asyncio.Future[None]] = set()
 
     @property
     def capacity(self) -> int:
@@ -76,21 +106,25 @@ class DockerRunner(Runner):
         """Check once that the engine answers.
 
         Raises:
-            RunnerError: The engine is not running or not reachable.
+            RunnerError: The engine is not running, not reachable, or does not
+                answer within ``command_timeout``.
         """
         if self._engine_ok:
             return
-        code, out = await _capture(self.engine, "version", "--format", "{{.Server.Version}}")
+        argv = (self.engine, "version", "--format", "{{.Server.Version}}")
+        code, out = await self._ask_engine(*argv)
         if code != 0:
-            where = os.environ.get("DOCKER_HOST", "the default socket")
-            raise RunnerError(f"the Docker engine at {where} does not answer: {out.strip()}")
+            raise RunnerError(
+                f"the Docker engine at {_engine_address()} does not answer: {out.strip()}"
+            )
         self._engine_ok = True
 
     async def check_objective(self, objective: Objective) -> None:
         """Check once per image that the engine has it (no registry is assumed).
 
         Raises:
-            RunnerError: The image is not in the engine.
+            RunnerError: The image is not in the engine, or the engine does not
+                answer within ``command_timeout``.
         """
         if not isinstance(objective, ContainerObjective) or objective.image in self._images_ok:
             return
@@ -99,15 +133,28 @@ class DockerRunner(Runner):
                 f"{self!r} runs docker containers; engine {objective.engine!r} needs a"
                 " cluster runner (container_options={'engine': 'docker'} here)"
             )
-        code, out = await _capture(
-            self.engine, "image", "inspect", "--format", "{{.Id}}", objective.image
-        )
+        argv = (self.engine, "image", "inspect", "--format", "{{.Id}}", objective.image)
+        code, out = await self._ask_engine(*argv)
         if code != 0:
             raise RunnerError(
                 f"image {objective.image!r} is not in the engine: build or pull it first"
                 f" ({out.strip().splitlines()[-1] if out.strip() else 'no details'})"
             )
         self._images_ok.add(objective.image)
+
+    async def _ask_engine(self, *argv: str) -> tuple[int, str]:
+        """A check's engine command, within ``command_timeout``.
+
+        Raises:
+            RunnerError: The engine did not answer in time (the command was killed).
+        """
+        try:
+            return await _capture(*argv, timeout=self.command_timeout)
+        except CommandTimeout as exc:
+            raise _EngineSilent(
+                f"the Docker engine at {_engine_address()} did not answer within"
+                f" {exc.timeout:g} s (`{exc.command}` was killed): is it hung or overloaded?"
+            ) from None
 
     async def run(self, job: Job) -> Any:
         """Run the trial's container; return what it wrote to ``result.json``.
@@ -154,7 +201,8 @@ class DockerRunner(Runner):
         try:
             await self.check_objective(objective)
         except RunnerError as exc:
-            raise InfrastructureError(str(exc), retryable=False) from None
+            silent = isinstance(exc, _EngineSilent)
+            raise InfrastructureError(str(exc), retryable=silent) from None
 
     async def reattach(self, job: Job) -> Awaitable[Any] | None:
         """Wait for a container a previous driver started, then read its result.
@@ -170,7 +218,15 @@ class DockerRunner(Runner):
         """Wait for the container ``name``; containers are removed only after their
         result was read, so one that does not exist never ran or was fully read."""
         files = TrialFiles(Path(job.info.get("job_dir") or str(job.workdir)))
-        found, _ = await _capture(self.engine, "container", "inspect", "--format", "{{.Id}}", name)
+        inspect = (self.engine, "container", "inspect", "--format", "{{.Id}}", name)
+        try:
+            found, _ = await _capture(*inspect, timeout=self.command_timeout)
+        except CommandTimeout as exc:
+            # Not retried: a fresh run beside a container that may still run would
+            # run the trial twice.
+            raise InfrastructureError(
+                f"cannot tell whether container {name} still runs: {exc}", retryable=False
+            ) from None
         if found != 0:
             if await anyio.to_thread.run_sync(files.result.exists):
                 return await anyio.to_thread.run_sync(files.read_result, 0)
@@ -181,7 +237,9 @@ class DockerRunner(Runner):
             )
             return await self.run(job)
         try:
-            code, out = await _capture(self.engine, "wait", name)
+            # No timeout: the container runs as long as its trial does. A
+            # cancellation kills this client, then stops the container (bounded).
+            code, out = await _capture(self.engine, "wait", name, timeout=None)
             await self._save_logs(name, files)
         except asyncio.CancelledError:
             await shielded(self._stop_by_name(name))
@@ -192,43 +250,122 @@ class DockerRunner(Runner):
         return await anyio.to_thread.run_sync(files.read_result, int(out.strip()))
 
     async def _save_logs(self, name: str, files: TrialFiles) -> None:
-        """The container's whole output, which the dead driver no longer streamed."""
+        """The container's whole output, which the dead driver no longer streamed.
+
+        A hung engine leaves the logs incomplete (logged), not the trial waiting:
+        its result is in ``result.json``.
+        """
         out = await anyio.to_thread.run_sync(files.stdout.open, "wb")
         err = await anyio.to_thread.run_sync(files.stderr.open, "wb")
         with out, err:
-            process = await asyncio.create_subprocess_exec(
-                self.engine, "logs", name, stdout=out, stderr=err
-            )
-            await process.wait()
+            argv = [self.engine, "logs", name]
+            try:
+                await run_here(argv, timeout=self.command_timeout, stdout=out, stderr=err)
+            except (CommandTimeout, FileNotFoundError) as exc:
+                logger.warning("container %s: its saved logs may be incomplete: %s", name, exc)
 
     def _remove_later(self, name: str) -> None:
         """``docker rm`` an ended container without holding up its trial's slot."""
-        removal = asyncio.ensure_future(_capture(self.engine, "rm", "--force", name))
+        removal = asyncio.ensure_future(self._remove(name))
         self._removals.add(removal)
         removal.add_done_callback(self._removals.discard)
 
-    async def _stop_container(self, name: str, process: asyncio.subprocess.Process) -> None:
-        await self._stop_by_name(name)
-        await process.wait()
+    async def _remove(self, name: str) -> None:
+        try:
+            await _capture(self.engine, "rm", "--force", name, timeout=self.command_timeout)
+        except CommandTimeout as exc:
+            logger.warning("ended container %s was not removed: %s", name, exc)
 
-    async def _stop_by_name(self, name: str) -> None:
+    async def _stop_container(self, name: str, process: asyncio.subprocess.Process) -> None:
+        """Stop the trial's container, then see its ``docker run`` client exit.
+
+        The client exits once its container has. If the engine did not stop the
+        container in time, or the client lingers anyway, the client is killed
+        (run_logged started it in its own process group): the trial's slot is
+        never held by a hung engine.
+        """
+        if await self._stop_by_name(name) and await _exits_within(process, self.command_timeout):
+            return
+        if process.returncode is None:  # once reaped, its pid may be another process's
+            await kill_group(process, [self.engine, "run", "--name", name, "..."])
+
+    async def _stop_by_name(self, name: str) -> bool:
+        """``docker stop``, then ``docker rm --force`` (which kills what stop did not).
+
+        Both together get ``stop_grace_seconds`` + ``command_timeout``: the grace
+        the container is owed, and the engine's answer on top.
+
+        Returns:
+            False if the engine did not finish in time, or could not remove the
+            container (logged): it may still run, and nothing waits for it longer.
+        """
         grace = f"{self.stop_grace_seconds:g}"
-        await _capture(self.engine, "stop", "--time", grace, name)
-        await _capture(self.engine, "rm", "--force", name)  # kills it if stop did not
+        bound = self.stop_grace_seconds + self.command_timeout
+        try:
+            async with asyncio.timeout(bound):
+                # The deadline cancels the command in flight, which kills and reaps it.
+                await _capture(self.engine, "stop", "--time", grace, name, timeout=None)
+                code, out = await _capture(self.engine, "rm", "--force", name, timeout=None)
+        except TimeoutError:
+            logger.warning(
+                "container %s may still run: the Docker engine at %s did not stop and"
+                " remove it within %g s (stop_grace_seconds %s + command_timeout %g);"
+                " check with `docker ps`, remove it with `docker rm --force %s`",
+                name,
+                _engine_address(),
+                bound,
+                grace,
+                self.command_timeout,
+                name,
+            )
+            return False
+        if code != 0 and not _already_gone(out):
+            logger.warning(
+                "container %s may still run: `docker rm --force` failed: %s", name, out.strip()
+            )
+            return False
+        return True
 
     async def aclose(self) -> None:
-        """Wait until ended containers are removed."""
+        """Wait until ended containers are removed (each within ``command_timeout``)."""
         if self._removals:
             await shielded(asyncio.gather(*self._removals))
 
 
-async def _capture(*argv: str) -> tuple[int, str]:
-    """Run a short engine command; its exit code and combined output."""
+async def _capture(*argv: str, timeout: float | None) -> tuple[int, str]:
+    """Run an engine command; its exit code and combined output.
+
+    Args:
+        argv: The command.
+        timeout: Seconds it may take; None only for ``docker wait``, which lasts
+            as long as its container.
+
+    Raises:
+        CommandTimeout: It ran longer than ``timeout`` (it was killed and reaped).
+    """
     try:
-        process = await asyncio.create_subprocess_exec(
-            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-        )
+        code, out, _ = await run_here(argv, timeout=timeout, stderr=asyncio.subprocess.STDOUT)
     except FileNotFoundError:
         return 127, f"{argv[0]!r} is not installed or not on PATH"
-    out, _ = await process.communicate()
-    return process.returncode or 0, out.decode(errors="replace")
+    return code, out.decode(errors="replace")
+
+
+async def _exits_within(process: asyncio.subprocess.Process, seconds: float) -> bool:
+    """Whether ``process`` exits within ``seconds``."""
+    try:
+        async with asyncio.timeout(seconds):
+            await process.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
+def _already_gone(rm_output: str) -> bool:
+    """Whether a failed ``docker rm`` says the container is gone or going (``--rm``)."""
+    said = rm_output.lower()
+    return "no such container" in said or "already in progress" in said
+
+
+def _engine_address() -> str:
+    """Where the engine is, for messages."""
+    return os.environ.get("DOCKER_HOST", "the default socket")
