@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from ._exceptions import ConfigError
+from ._jobenv import check_user_env
 
 
 class SchedulerConfig(BaseModel):
@@ -192,6 +193,9 @@ class ScriptOptions(_Options):
     env: dict[str, str] = {}
     timeout: PositiveFloat | None = None
 
+    # JOB_* say where the trial's files are: a user's value would misdirect the script.
+    _no_job_variables = field_validator("env")(check_user_env)
+
 
 class ContainerOptions(_Options):
     """Options of ``set_container_objective(image, command, container_options={...})``.
@@ -220,6 +224,9 @@ class ContainerOptions(_Options):
     gpus: str | int | None = None
     network: str | None = None
     timeout: PositiveFloat | None = None
+
+    # JOB_* say where the trial's files are: a user's value would misdirect the command.
+    _no_job_variables = field_validator("env_vars")(check_user_env)
 
 
 class SSHOptions(_Options):

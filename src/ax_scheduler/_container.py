@@ -7,6 +7,7 @@ import shlex
 from pathlib import Path
 
 from ._config import ContainerOptions
+from ._jobenv import trial_environment
 from ._jobs import CONTAINER_WORKDIR, ContainerObjective, Job
 from ._script import check_placeholders
 
@@ -95,14 +96,7 @@ def docker_run_argv(
 ) -> list[str]:
     """The complete ``docker run`` command line of one trial (no shell involved)."""
     assert job.workdir is not None
-    inside = objective.placeholders(job.trial_index)
-    env = {
-        "JOB_PARAMS_FILE": inside["params_file"],
-        "JOB_OUTPUT_FILE": inside["output_file"],
-        "JOB_TRIAL_INDEX": inside["trial_index"],
-        "JOB_WORKDIR": inside["workdir"],
-        **dict(objective.env),
-    }
+    env = trial_environment(objective.env, objective.placeholders(job.trial_index))
     # No --rm: the runner removes the container once it has read the result, so a
     # driver that dies in between finds it (and its exit code) when it resumes.
     argv = [engine, "run", "--name", name, "--user", user]
@@ -136,21 +130,14 @@ def apptainer_exec_argv(objective: ContainerObjective, workdir: str, trial_index
 
     The trial directory is bound at ``/job`` as with Docker; the environment is
     cleaned (``--cleanenv``) so the host's variables do not leak in, and the
-    ``JOB_*`` variables and ``env_vars`` are passed explicitly. CPU and memory
+    ``env_vars`` and ``JOB_*`` variables are passed explicitly. CPU and memory
     limits come from the Slurm job itself; ``gpus`` turns on ``--nv``.
     """
-    inside = objective.placeholders(trial_index)
     argv = [objective.engine, "exec", "--cleanenv", "--pwd", CONTAINER_WORKDIR]
     argv += ["--bind", f"{workdir}:{CONTAINER_WORKDIR}"]
     for host, target in objective.volumes:
         argv += ["--bind", f"{host}:{target}"]
-    env = {
-        "JOB_PARAMS_FILE": inside["params_file"],
-        "JOB_OUTPUT_FILE": inside["output_file"],
-        "JOB_TRIAL_INDEX": inside["trial_index"],
-        "JOB_WORKDIR": inside["workdir"],
-        **dict(objective.env),
-    }
+    env = trial_environment(objective.env, objective.placeholders(trial_index))
     for key, value in env.items():
         argv += ["--env", f"{key}={value}"]
     if objective.gpus is not None:

@@ -29,6 +29,7 @@ import anyio
 from ._aio import shielded
 from ._config import ScriptOptions
 from ._exceptions import ObjectiveError, TrialTimeoutError
+from ._jobenv import trial_environment
 from ._jobs import SCRIPT_PLACEHOLDERS, Job, ScriptObjective
 from ._pidfile import (
     PID_FILE,
@@ -129,7 +130,7 @@ async def run_script(job: Job) -> Any:
     job.info.pop("pid", None)  # an earlier attempt's
     await anyio.to_thread.run_sync(files.prepare, job.parameters)
     placeholders = files.placeholders(job.trial_index)
-    env = {**os.environ, **dict(objective.env), **files.environment(job.trial_index)}
+    env = {**os.environ, **trial_environment(objective.env, placeholders)}
 
     async def record_pid(process: asyncio.subprocess.Process) -> None:
         job.info["pid"] = process.pid
@@ -257,15 +258,6 @@ class TrialFiles:
             "output_file": str(self.result),
             "trial_index": str(trial_index),
             "workdir": str(self.workdir),
-        }
-
-    def environment(self, trial_index: int) -> dict[str, str]:
-        values = self.placeholders(trial_index)
-        return {
-            "JOB_PARAMS_FILE": values["params_file"],
-            "JOB_OUTPUT_FILE": values["output_file"],
-            "JOB_TRIAL_INDEX": values["trial_index"],
-            "JOB_WORKDIR": values["workdir"],
         }
 
     def stderr_tail(self) -> str:
