@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ._jobenv import trial_environment
 from ._jobs import ScriptObjective
 
 
@@ -217,13 +218,7 @@ def script_task(
         "trial_index": str(trial_index),
         "workdir": workdir,
     }
-    env = {
-        **dict(objective.env),
-        "JOB_PARAMS_FILE": placeholders["params_file"],
-        "JOB_OUTPUT_FILE": placeholders["output_file"],
-        "JOB_TRIAL_INDEX": placeholders["trial_index"],
-        "JOB_WORKDIR": workdir,
-    }
+    env = trial_environment(objective.env, placeholders)
     head = [interpreter] if interpreter else []
     argv = [*head, script, *(arg.format(**placeholders) for arg in objective.args)]
     return {"argv": argv, "env": env, "timeout": objective.timeout}
