@@ -24,18 +24,27 @@ def test_all_lists_exactly_the_public_names() -> None:
 
 
 def _defined_in(module_name: str, base: type) -> set[str]:
-    """Public classes ``module_name`` defines that derive from ``base``."""
+    """Public classes ``module_name`` (and, for a package, its modules) defines that
+    derive from ``base``."""
     import importlib
+    import pkgutil
 
     module = importlib.import_module(module_name)
-    return {
-        name
-        for name, value in vars(module).items()
-        if isinstance(value, type)
-        and issubclass(value, base)
-        and value.__module__ == module_name
-        and not name.startswith("_")
-    }
+    names = [module_name]
+    if hasattr(module, "__path__"):
+        names += [info.name for info in pkgutil.walk_packages(module.__path__, f"{module_name}.")]
+    found = set()
+    for name in names:
+        for attribute, value in vars(importlib.import_module(name)).items():
+            if (
+                isinstance(value, type)
+                and issubclass(value, base)
+                and value.__module__ == name
+                and not attribute.startswith("_")
+            ):
+                found.add(attribute)
+    assert found, f"no {base.__name__} in {module_name}: the test looks in the wrong place"
+    return found
 
 
 def test_every_public_class_is_exported() -> None:
