@@ -3,7 +3,7 @@
 ``ax.service.ax_client.AxClient`` (legacy, the tutorial's) and ``ax.api.client.Client``
 (modern) differ in how they generate, complete and serialize; everything else in
 ax-scheduler talks to :class:`AxAdapter`. Adapter methods are blocking and must be
-called from the scheduler's single Ax thread (see ``_core``), never from the loop.
+called from the scheduler's single Ax thread (see ``_axthread``), never from the loop.
 """
 
 from __future__ import annotations
@@ -35,12 +35,10 @@ from ax.storage.utils import data_to_data_by_trial
 
 from ._exceptions import InvalidParametersError
 from ._results import MetricSpec, MetricValues, ax_raw_data
+from ._runmetadata import RUN_METADATA_KEY as RUN_METADATA_KEY  # cli.running imports it here
 
 #: Ax generators whose candidates do not depend on trial results.
 DATA_FREE_GENERATORS = frozenset({Generators.SOBOL, Generators.UNIFORM})
-
-#: Key under which the scheduler stores its bookkeeping in a trial's run metadata.
-RUN_METADATA_KEY = "ax_scheduler"
 
 Parameters = dict[str, Any]
 

@@ -9,21 +9,18 @@ its runner, and records the outcome in Ax; completions are event-driven.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import os
 import time
 import traceback
-import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from ._aio import shielded
-from ._ax import RUN_METADATA_KEY, AxAdapter, Generated, Parameters
+from ._ax import AxAdapter, Generated, Parameters
 from ._axthread import AxThread
 from ._batch import Batch
 from ._checkpoint import Checkpointer
@@ -41,80 +38,16 @@ from ._exceptions import (
     TrialError,
     TrialTimeoutError,
 )
+from ._files import write_atomically
 from ._jobs import FunctionObjective, Job, Objective
+from ._outcomes import CANCELLED_BY_USER, DRIVER_RESTARTED, Best, Progress, RunSummary
 from ._results import describe_metrics, parse_result
+from ._runmetadata import RUN_METADATA_KEY, describe_job, dispatch_info, where
 from ._table import objective_directions, results_frame
 from .runners._base import Runner
 
 logger = logging.getLogger("ax_scheduler")
 T = TypeVar("T")
-Best = Parameters | list[Parameters] | None
-
-#: Why trials were cancelled when the user pressed Ctrl-C or cancelled the task.
-CANCELLED_BY_USER = "cancelled by user"
-#: How the reason starts for a trial whose job could not outlive the driver (resume).
-DRIVER_RESTARTED = "driver restarted"
-
-
-@dataclass
-class Progress:
-    """Live counters of the current run, for the progress display.
-
-    The event loop updates ``queued`` and ``running``; the Ax thread updates the
-    outcomes and ``best``; each field has one writer, so readers on other threads
-    (the display's refresh thread) see whole values.
-
-    Attributes:
-        total: Trials the current ``run_optimization`` call runs (0 outside one).
-        started: ``time.monotonic()`` when it began.
-        queued: Trials generated and waiting for a free slot.
-        running: Trials handed to the runner and not yet recorded.
-        completed: Trials of the current run recorded COMPLETED.
-        failed: Trials of the current run recorded FAILED.
-        abandoned: Trials of the current run recorded ABANDONED (cancelled).
-        best: Objective metric -> the best value observed so far (any run).
-    """
-
-    total: int = 0
-    started: float = field(default_factory=time.monotonic)
-    queued: int = 0
-    running: int = 0
-    completed: int = 0
-    failed: int = 0
-    abandoned: int = 0
-    best: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def ended(self) -> int:
-        """Trials of the current run that have an outcome."""
-        return self.completed + self.failed + self.abandoned
-
-    def begin(self, total: int) -> None:
-        """A new run of ``total`` trials starts; trials still running carry over."""
-        self.total, self.started = total, time.monotonic()
-        self.completed = self.failed = self.abandoned = 0
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """What one ``run_optimization`` call did.
-
-    Attributes:
-        trials: The trials it ran (re-attached ones included), in start order.
-        completed: Those COMPLETED in Ax.
-        failed: Those FAILED, with their reasons.
-        abandoned: Those ABANDONED (cancelled), with their reasons.
-        timed_out: Whether the call's ``timeout`` was reached.
-        on_timeout: What happened to running trials at the timeout:
-            ``"cancel"`` or ``"finish"`` (None if it was not reached).
-    """
-
-    trials: list[int]
-    completed: list[int]
-    failed: dict[int, str]
-    abandoned: dict[int, str]
-    timed_out: bool = False
-    on_timeout: str | None = None
 
 
 class Scheduler:
@@ -249,9 +182,6 @@ class Scheduler:
         if self.checkpoint is not None:
             await shielded(self.checkpoint.flush())
 
-    def _dispatch_info(self) -> dict[str, Any]:
-        return {"runner": self.runner.kind, "dispatched_at": time.time()}
-
     def _launch(self, job: Job, work: Awaitable[Any]) -> asyncio.Task[None]:
         index = job.trial_index
         task = asyncio.create_task(self._trial(job, work), name=f"ax-scheduler-trial-{index}")
@@ -300,7 +230,7 @@ class Scheduler:
                 "trial %d abandoned: %s (%s%s)",
                 index,
                 reason,
-                self._handle(job.info),
+                describe_job(self.runner.kind, job.info),
                 "" if waiting else f", after {seconds:.2f} s",
             )
             raise
@@ -350,10 +280,6 @@ class Scheduler:
             self.progress.queued -= 1
         else:
             self.progress.running -= 1
-
-    def _handle(self, info: dict[str, Any]) -> str:
-        """``joblib`` / ``slurm, slurm_job_id=12_3`` / ``ssh, host=node1, pid=42`` for log lines."""
-        return ", ".join([self.runner.kind, *_handle_fields(info, HANDLE_KEYS[:-1])])
 
     async def _with_retries(self, job: Job, work: Awaitable[Any]) -> Any:
         """Await the trial's work; run it again on a fresh job after infrastructure failures.
@@ -435,7 +361,7 @@ class Scheduler:
                     "trial %d completed in %.2f s (%s): %s",
                     index,
                     seconds,
-                    self._handle(info),
+                    describe_job(self.runner.kind, info),
                     ", ".join(f"{name}={mean:.6g}" for name, (mean, _) in metrics.items()),
                 )
                 return
@@ -450,7 +376,7 @@ class Scheduler:
             "trial %d failed after %.2f s (%s): %s%s",
             index,
             seconds,
-            self._handle(info),
+            describe_job(self.runner.kind, info),
             value,
             details,
         )
@@ -493,7 +419,7 @@ class Scheduler:
     def _generate_sync(self, n: int) -> Generated:
         generated = self.ax.generate(n)
         for index, _ in generated.trials:
-            self.ax.mark_dispatched(index, self._dispatch_info())
+            self.ax.mark_dispatched(index, dispatch_info(self.runner.kind))
         return generated
 
     async def _generate(self, n: int) -> Generated:
@@ -732,7 +658,7 @@ class Scheduler:
                 index = self.ax.find_undispatched_trial(params)
                 if index is None:
                     index = self.ax.attach(params)
-                self.ax.mark_dispatched(index, self._dispatch_info())
+                self.ax.mark_dispatched(index, dispatch_info(self.runner.kind))
                 trials.append((index, params))
         except BaseException:
             for index, _ in trials:
@@ -801,7 +727,7 @@ class Scheduler:
             if handle.get("runner") == self.runner.kind:
                 work = await self.runner.reattach(job)
             if work is not None:
-                logger.info("trial %d: re-attached to its job %s", index, _where(job.info))
+                logger.info("trial %d: re-attached to its job %s", index, where(job.info))
                 self._reattached.add(self._launch(job, work))
                 continue
             self._jobs.pop(index, None)
@@ -924,18 +850,6 @@ def _failure_kind(error: Any) -> str:
     return "objective"
 
 
-#: What identifies a job in log lines, most specific first (job_dir only when re-attaching).
-HANDLE_KEYS = ("slurm_job_id", "host", "pid", "container", "job_dir")
-
-
-def _handle_fields(info: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
-    return [f"{key}={info[key]}" for key in keys if info.get(key) is not None]
-
-
-def _where(info: dict[str, Any]) -> str:
-    return ", ".join(_handle_fields(info, HANDLE_KEYS)) or "(no handle)"
-
-
 def _warn_nothing_completed(summary: RunSummary, best: Best) -> None:
     """Say why a run returns no best of its own: a silent None hides every failure."""
     reasons = {**summary.failed, **summary.abandoned}
@@ -965,22 +879,13 @@ def _check_count(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be an int >= 0, got {value!r}")
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file, fsync and rename: never half a file.
-
-    The file gets mode 0666 less the process's umask, like any file ``open()``
-    creates (mkstemp's 0600 would hide a saved experiment from the user's group).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
+# Imported from here by the facade, the CLI and tests.
+__all__ = [
+    "CANCELLED_BY_USER",
+    "DRIVER_RESTARTED",
+    "Best",
+    "Progress",
+    "RunSummary",
+    "Scheduler",
+    "write_atomically",
+]

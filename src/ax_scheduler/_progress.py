@@ -1,6 +1,6 @@
 """The live progress display of the sync API (rich), for terminals and notebooks.
 
-It reads the core's :class:`~ax_scheduler._core.Progress` counters from rich's
+It reads the core's :class:`~ax_scheduler._outcomes.Progress` counters from rich's
 refresh thread (4 times a second) and never touches Ax. While it shows, stdout,
 stderr and the logging handlers that wrote to them go through rich, which prints
 each line above the display instead of through it.
@@ -21,7 +21,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from ._core import Progress
+from ._outcomes import Progress
 
 REFRESH_PER_SECOND = 4
 

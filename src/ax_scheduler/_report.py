@@ -36,7 +36,6 @@ import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 import plotly.graph_objects as go
 import plotly.offline
 
-from ._core import write_atomically
 from ._figures import (
     MAX_CELL_CHARS,
     assign_lanes,
@@ -49,6 +48,7 @@ from ._figures import (
     timeline_figure,
     trace_figure,
 )
+from ._files import write_atomically
 from ._table import results_frame
 
 #: How far a trial may seem to overlap its lane's previous trial. A trial's end is

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from ._ax import RUN_METADATA_KEY
+from ._runmetadata import RUN_METADATA_KEY
 
 #: Where each runner keeps the id a user would look the job up by.
 JOB_ID_KEYS = ("slurm_job_id", "container", "pid")
