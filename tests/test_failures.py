@@ -19,6 +19,7 @@ from ax_scheduler import (
     ObjectiveError,
     Runner,
 )
+from ax_scheduler.testing import FakeClock
 from conftest import experiment_of, legacy_client, statuses
 
 
@@ -110,18 +111,14 @@ class ScriptedRunner(Runner):
 
 
 async def run_one(runner: ScriptedRunner, **config: Any) -> tuple[Any, list[float]]:
+    """Run one trial; return the client and the back-off waits (in virtual time)."""
     client = legacy_client()
-    pauses: list[float] = []
-
-    async def sleep(seconds: float) -> None:
-        pauses.append(seconds)
-
-    async with AxScheduler(client, runner, config) as scheduler:
-        scheduler._core._sleep = sleep
+    clock = FakeClock()
+    async with AxScheduler(client, runner, config, clock=clock) as scheduler:
         scheduler.set_objective_function(objectives.rosenbrock_dict)
         async with scheduler.batch_trial_context_async() as batch:
             batch.add_trial({"x": 1.0, "y": 1.0})
-    return client, pauses
+    return client, clock.sleeps
 
 
 async def test_retries_back_off_exponentially_and_then_give_up() -> None:

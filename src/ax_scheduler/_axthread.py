@@ -56,6 +56,18 @@ class AxThread:
                 self._thread.start()
         return future
 
+    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on the Ax thread, at once if this is it, else queued.
+
+        For a done callback of an Ax call's future: it runs on the thread that
+        completed the future (this one), or on the caller's thread if the future
+        was already done; either way Ax is touched only here.
+        """
+        if threading.current_thread() is self._thread:
+            fn(*args)
+        else:
+            self.submit(fn, *args)
+
     def shutdown(self) -> None:
         """Stop taking calls; the thread ends after running those already queued."""
         with self._lock:

@@ -20,11 +20,13 @@ from . import _shutdown
 from ._ax import AxAdapter, client_from_snapshot
 from ._batch import Batch, batch_context_async, batch_context_sync
 from ._checkpoint import check_overwrite, read_checkpoint
+from ._clock import REAL_CLOCK, Clock
 from ._config import ContainerOptions, SchedulerConfig, ScriptOptions
 from ._container import make_container_objective
-from ._core import CANCELLED_BY_USER, Best, Progress, RunSummary, Scheduler
+from ._core import Scheduler
 from ._exceptions import CheckpointError
 from ._jobs import FunctionObjective, Objective
+from ._outcomes import CANCELLED_BY_USER, Best, Progress, RunSummary
 from ._portal import Portal
 from ._progress import progress_display
 from ._script import make_script_objective
@@ -50,6 +52,10 @@ class AxScheduler:
         runner: Where trials run, e.g. ``JobLibRunner(n_jobs=4)``.
         config: Options, see :class:`~ax_scheduler.SchedulerConfig`, e.g.
             ``{"synchronous": False, "trial_timeout": 3600}``.
+        clock: For tests: the clock every timeout and retry back-off waits on,
+            e.g. :class:`ax_scheduler.testing.FakeClock` (with
+            :class:`~ax_scheduler.testing.FakeRunner`) to run a whole campaign
+            in virtual time. The real clock by default.
 
     Raises:
         TypeError: ``ax_client`` or ``runner`` is of the wrong type.
@@ -62,6 +68,8 @@ class AxScheduler:
         ax_client: Any,
         runner: Runner,
         config: SchedulerConfig | Mapping[str, Any] | None = None,
+        *,
+        clock: Clock | None = None,
     ) -> None:
         if not isinstance(runner, Runner):
             raise TypeError(
@@ -75,7 +83,7 @@ class AxScheduler:
                 checked.checkpoint_path, adapter.experiment_name, len(adapter.experiment.trials)
             )
         self._ax_client = ax_client
-        self._core = Scheduler(adapter, runner, checked)
+        self._core = Scheduler(adapter, runner, checked, clock or REAL_CLOCK)
         self._portal: Portal | None = None
         self._portal_lock = threading.Lock()
         _open_schedulers.add(self)
@@ -389,9 +397,12 @@ class AxScheduler:
         Trials the checkpoint shows RUNNING are re-attached when the run starts
         (the first ``run_optimization`` or ``wait_for_completed_trials``): a Slurm,
         SSH or Docker job that still runs is waited for, one that finished has its
-        result collected; nothing is run twice. Trials whose jobs died with the
-        driver (the local pool's) are marked FAILED ("driver restarted") and, with
-        ``requeue_lost_trials``, run again as new trials with the same parameters.
+        result collected; nothing is run twice. The local pool's scripts are
+        followed by their pid the same way, and its function trials' results are
+        read from their trial folders; a function trial cut short died with its
+        worker process: it is marked FAILED ("driver restarted") and, with
+        ``requeue_lost_trials``, run again as a new trial with the same parameters.
+        A trial that had not started yet runs now.
 
         Set the objective again before running (functions are not saved). The
         re-attached trials' ``trial_timeout`` counts from the resume.
@@ -433,7 +444,7 @@ class AxScheduler:
     def close(self) -> None:
         """Cancel running trials (recorded as ABANDONED), stop workers and the loop thread."""
         _open_schedulers.discard(self)
-        core_loop = self._core._loop
+        core_loop = self._core.loop
         if self._portal is None and core_loop is not None and core_loop.is_running():
             raise RuntimeError(
                 "this scheduler runs on an asyncio loop: use `await scheduler.aclose()`"
@@ -515,7 +526,7 @@ class AxScheduler:
     def _reads_directly(self) -> bool:
         """No trial is being recorded (closed, or never ran): read the experiment
         without the Ax thread (and, for the sync API, without starting a loop)."""
-        return self._core.closed or self._core._loop is None
+        return self._core.closed or self._core.loop is None
 
     def _get_portal(self) -> Portal:
         with self._portal_lock:
@@ -524,7 +535,7 @@ class AxScheduler:
             return self._portal
 
     def _call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        self._core._interrupt_reason = None
+        self._core.interrupt_reason = None
         try:
             return self._get_portal().call(fn, *args, on_interrupt=self._interrupted_by_user)
         finally:
@@ -532,7 +543,7 @@ class AxScheduler:
 
     def _interrupted_by_user(self) -> None:
         """Called on Ctrl-C, before the call is cancelled: the reason its trials get."""
-        self._core._interrupt_reason = f"{CANCELLED_BY_USER} (Ctrl-C)"
+        self._core.interrupt_reason = f"{CANCELLED_BY_USER} (Ctrl-C)"
 
     def __repr__(self) -> str:
         return f"AxScheduler(experiment={self._core.ax.experiment_name!r}, runner={self.runner!r})"

@@ -1,0 +1,277 @@
+"""run_optimization's loop: keep every slot busy with trials Ax generates.
+
+A freed slot gets the next candidate at once; candidates are generated ahead
+(``prefetch_trials``, a whole wave under Sobol) so a trial that ends restarts its
+slot without waiting for Ax. The loop stops at ``max_trials``, when Ax's
+generation strategy completes, at the run's timeout, or when too many trials
+failed; it waits on trial completions and never polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from concurrent.futures import Future
+from typing import Any
+
+from ._ax import Generated
+from ._context import Context
+from ._exceptions import FailureRateExceededError, OptimizationStalledError
+from ._outcomes import Best, RunSummary
+from ._record import Recorder
+from ._runmetadata import dispatch_info
+from ._trial import Trials
+
+logger = logging.getLogger("ax_scheduler")
+
+Tasks = set[asyncio.Task[None]]
+
+
+class RunLoop:
+    """Runs ``run_optimization`` calls.
+
+    Args:
+        ctx: The scheduler's shared parts.
+        trials: Starts, tracks and cancels the trials.
+        recorder: The tally of outcomes (written on the Ax thread, read here).
+
+    Attributes:
+        last_run: What the last finished call did.
+    """
+
+    def __init__(self, ctx: Context, trials: Trials, recorder: Recorder) -> None:
+        self._ctx = ctx
+        self._trials = trials
+        self._recorder = recorder
+        self._failures_checked = 0  # failures at the last failure-rate check
+        self.last_run: RunSummary | None = None
+
+    async def run(
+        self, max_trials: int, timeout: float | None, on_timeout: str, adopted: Tasks
+    ) -> Best:
+        """Run ``max_trials`` new trials, and ``adopted`` ones (re-attached); return the best.
+
+        The caller has checked the arguments (:func:`check_run_arguments`) and
+        started the runner. See ``AxScheduler.run_optimization`` for the contract.
+        """
+        self._ctx.progress.total += len(adopted)
+        mine = set(adopted)
+        run = [index for index, task in self._trials.tasks.items() if task in mine]
+        timed_out = await self._until_done(max_trials, timeout, on_timeout, mine, run)
+        self.last_run = self._summary(run, timed_out, on_timeout if timed_out else None)
+        await self._trials.settle()
+        best = await self._ctx.call_ax(self._ctx.ax.best)
+        if run and not self.last_run.completed:
+            _warn_nothing_completed(self.last_run, best)
+        return best
+
+    async def _until_done(
+        self, max_trials: int, timeout: float | None, on_timeout: str, mine: Tasks, run: list[int]
+    ) -> bool:
+        """Keep the slots full until the run is done or its timeout is reached.
+
+        Returns:
+            Whether the timeout was reached.
+
+        Raises:
+            FailureRateExceededError, CancelledError ...: What stopped the run,
+                once its trials (``mine``) are cancelled and the checkpoint written.
+        """
+        deadline = self._ctx.clock.timeout(timeout)
+        try:
+            async with deadline:
+                await self._keep_slots_full(max_trials, mine, run)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            await self._end_at_timeout(mine, f"{timeout:g}", on_timeout)
+            return True
+        except FailureRateExceededError:
+            reason = "cancelled: the run stopped, too many trials failed"
+            await self._trials.cancel_on_exit(mine, reason)
+            raise
+        except BaseException as exc:
+            reason = self._trials.interrupted("run_optimization", exc)
+            await self._trials.cancel_on_exit(mine, reason)
+            raise
+        return False
+
+    async def _keep_slots_full(self, max_trials: int, mine: Tasks, run: list[int]) -> None:
+        """Generate and start trials until ``max_trials`` ran; ``run`` lists them."""
+        trials = self._trials
+        launched, exhausted, blocked = 0, False, None
+        prefetch = self._ctx.config.prefetch_trials
+        while True:
+            # Before generating more: instant failures free slots as fast as Ax
+            # generates, so the loop may never reach the wait below.
+            self._check_failure_rate(run)
+            # Tasks beyond the free slots wait on the slot semaphore: generated
+            # ahead, they start the instant a running trial ends.
+            want = min(trials.free_slots() + prefetch, max_trials - launched)
+            if want > 0 and not exhausted and blocked is None:
+                generated = await self._generate(want if self._ctx.ax.generates_jointly else 1)
+                prefetch = self._prefetch_depth(generated)
+                mine.update(trials.start(trials.jobs_for(generated.trials)))
+                run += [index for index, _ in generated.trials]
+                launched += len(generated.trials)
+                exhausted, blocked = generated.exhausted, generated.blocked
+                if exhausted and launched < max_trials:
+                    logger.info(
+                        "Ax's generation strategy is complete after %d new trials", launched
+                    )
+                continue
+            if (launched >= max_trials or exhausted) and all(task.done() for task in mine):
+                self._check_failure_rate(run)  # a run that ended over the rate says so too
+                return
+            if not trials.tasks:
+                raise OptimizationStalledError(
+                    f"Ax generates no new trial ({blocked}) and no trial is running whose"
+                    " result could change that. Trials created with get_next_trial() and"
+                    " never completed count as pending: run them (batch_trial_context) or"
+                    " abandon them, or raise the generation strategy's parallelism limit"
+                )
+            await asyncio.wait(list(trials.tasks.values()), return_when=asyncio.FIRST_COMPLETED)
+            self._check_failure_rate(run)
+            blocked = None
+
+    def _prefetch_depth(self, generated: Generated) -> int:
+        """Candidates to keep generated ahead of a free slot.
+
+        ``prefetch_trials`` in general. While Ax's generator ignores data (Sobol),
+        a candidate cannot go stale, so a whole wave is kept ready: trials that
+        end together restart together instead of one per generation call.
+        """
+        prefetch = self._ctx.config.prefetch_trials
+        if generated.data_free and prefetch > 0:
+            return max(prefetch, self._trials.capacity)
+        return prefetch
+
+    # -- generation (on the Ax thread) ---------------------------------------------------
+    async def _generate(self, n: int) -> Generated:
+        future = self._ctx.ax_thread.submit(self._generate_sync, n)
+        try:
+            generated = await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            # The Ax call cannot be interrupted: abandon what it still produces.
+            future.add_done_callback(
+                functools.partial(self._ctx.ax_thread.call_soon, self._abandon_generated)
+            )
+            raise
+        self._ctx.changed()
+        return generated
+
+    def _generate_sync(self, n: int) -> Generated:
+        generated = self._ctx.ax.generate(n)
+        for index, _ in generated.trials:
+            self._ctx.ax.mark_dispatched(index, dispatch_info(self._ctx.runner.kind))
+        return generated
+
+    def _abandon_generated(self, future: Future[Generated]) -> None:
+        """On the Ax thread: abandon the candidates of a cancelled generation."""
+        if future.cancelled() or future.exception() is not None:
+            return
+        for index, _ in future.result().trials:
+            self._ctx.ax.abandon(index, "generated while the run was being cancelled")
+
+    # -- how a run ends ----------------------------------------------------------------
+    async def _end_at_timeout(self, mine: Tasks, timeout: str, how: str) -> None:
+        running = [task for task in mine if not task.done()]
+        if how == "cancel":
+            reason = f"run_optimization timeout of {timeout} s reached"
+            logger.warning("%s: cancelling %d running trials", reason, len(running))
+            await self._trials.cancel_on_exit(mine, reason)
+            return
+        logger.warning(
+            "run_optimization timeout of %s s reached: no new trials; waiting for the %d"
+            " running ones to finish (on_timeout='finish')",
+            timeout,
+            len(running),
+        )
+        try:
+            if running:
+                await asyncio.wait(running)
+        except BaseException as exc:
+            await self._trials.cancel_on_exit(
+                mine, self._trials.interrupted("run_optimization", exc)
+            )
+            raise
+
+    def _summary(self, run: list[int], timed_out: bool, on_timeout: str | None) -> RunSummary:
+        tally = self._recorder
+        return RunSummary(
+            trials=list(run),
+            completed=[i for i in run if i in tally.ended and i not in tally.failed],
+            failed={i: tally.failed[i] for i in run if i in tally.failed},
+            abandoned={i: tally.abandoned[i] for i in run if i in tally.abandoned},
+            timed_out=timed_out,
+            on_timeout=on_timeout,
+        )
+
+    def _check_failure_rate(self, run: list[int]) -> None:
+        """Stop the run when more than ``tolerated_failure_rate`` of its trials failed.
+
+        Raises:
+            FailureRateExceededError: With every failed trial of the run and its reason.
+        """
+        tally = self._recorder
+        if len(tally.failed) == self._failures_checked:
+            return  # nothing failed since the last check: the rate cannot have risen
+        self._failures_checked = len(tally.failed)
+        failed = {index: tally.failed[index] for index in run if index in tally.failed}
+        ended = sum(index in tally.ended for index in run)
+        rate = self._ctx.config.tolerated_failure_rate
+        if len(failed) < self._ctx.config.min_failed_trials_for_failure_rate_check:
+            return
+        if len(failed) <= rate * ended:
+            return
+        listed = "; ".join(
+            f"trial {index}: {_first_line(reason)}" for index, reason in sorted(failed.items())
+        )
+        raise FailureRateExceededError(
+            f"{len(failed)} of the {ended} finished trials of this run failed, more than"
+            f" tolerated_failure_rate={rate:g}; the run stopped and cancelled what still ran."
+            f" Failed: {listed}",
+            failed,
+        )
+
+
+def check_run_arguments(max_trials: Any, timeout: Any, on_timeout: Any) -> None:
+    """Check ``run_optimization``'s arguments before anything starts.
+
+    Raises:
+        ValueError: One is invalid; the message names it and its value.
+    """
+    if isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 0:
+        raise ValueError(f"max_trials must be an int >= 0, got {max_trials!r}")
+    if timeout is not None and not timeout > 0:
+        raise ValueError(f"timeout must be > 0 seconds or None, got {timeout!r}")
+    if on_timeout not in ("cancel", "finish"):
+        raise ValueError(
+            f"on_timeout must be 'cancel' (stop running trials) or 'finish' (let them"
+            f" end), got {on_timeout!r}"
+        )
+
+
+def _warn_nothing_completed(summary: RunSummary, best: Best) -> None:
+    """Say why a run returns no best of its own: a silent None hides every failure."""
+    reasons = {**summary.failed, **summary.abandoned}
+    listed = "; ".join(
+        f"trial {index}: {_first_line(reason)}" for index, reason in sorted(reasons.items())
+    )
+    returned = "None" if best is None else "the best of the experiment's earlier trials"
+    logger.warning(
+        "no trial of this run completed (%d failed, %d abandoned, of %d), so"
+        " run_optimization returns %s. %s. scheduler.last_run and scheduler.results()"
+        " have every trial's reason",
+        len(summary.failed),
+        len(summary.abandoned),
+        len(summary.trials),
+        returned,
+        listed or "No trial ended",
+    )
+
+
+def _first_line(text: str, limit: int = 200) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else text
+    return line if len(line) <= limit else line[: limit - 3] + "..."
