@@ -1,5 +1,5 @@
 """Failure handling: infrastructure failures retried, objective failures not, and
-what a run's timeout does to running trials."""
+what a trial's and a run's timeout do to running trials."""
 
 from __future__ import annotations
 
@@ -11,15 +11,8 @@ from typing import Any
 import pytest
 
 import objectives
-from ax_scheduler import (
-    AxScheduler,
-    InfrastructureError,
-    Job,
-    JobLibRunner,
-    ObjectiveError,
-    Runner,
-)
-from ax_scheduler.testing import FakeClock
+from ax_scheduler import AxScheduler, InfrastructureError, JobLibRunner, ObjectiveError
+from ax_scheduler.testing import FakeClock, FakeRunner
 from conftest import experiment_of, legacy_client, statuses
 
 
@@ -88,53 +81,40 @@ def test_trial_timeouts_are_classified_as_timeouts(scheduler_factory: Any) -> No
     assert metadata(client, 0)["failure_reason"].startswith("timeout: trial 0")
 
 
-# -- the retry logic, with a scripted runner and clock ----------------------------
-class ScriptedRunner(Runner):
-    """Each run() pops the next outcome: an exception to raise or a value to return."""
-
-    kind = "scripted"
-
-    def __init__(self, outcomes: Sequence[Any]) -> None:
-        self.outcomes = list(outcomes)
-        self.runs = 0
-
-    @property
-    def capacity(self) -> int:
-        return 1
-
-    async def run(self, job: Job) -> Any:
-        self.runs += 1
-        outcome = self.outcomes.pop(0)
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
+# -- the retry logic and trial timeouts, in virtual time ------------------------------
+POINT = {"x": 1.0, "y": 1.0}
 
 
-async def run_one(runner: ScriptedRunner, **config: Any) -> tuple[Any, list[float]]:
-    """Run one trial; return the client and the back-off waits (in virtual time)."""
+async def run_one(
+    outcomes: Sequence[Any], delay: float = 0.0, **config: Any
+) -> tuple[Any, FakeRunner, FakeClock]:
+    """One trial at POINT whose successive runs end as ``outcomes`` say."""
     client = legacy_client()
     clock = FakeClock()
+    runner = FakeRunner([(POINT, delay, outcome) for outcome in outcomes], clock=clock)
     async with AxScheduler(client, runner, config, clock=clock) as scheduler:
         scheduler.set_objective_function(objectives.rosenbrock_dict)
         async with scheduler.batch_trial_context_async() as batch:
-            batch.add_trial({"x": 1.0, "y": 1.0})
-    return client, clock.sleeps
+            batch.add_trial(POINT)
+    return client, runner, clock
 
 
 async def test_retries_back_off_exponentially_and_then_give_up() -> None:
     lost = [InfrastructureError(f"node {n} failed") for n in range(4)]
-    runner = ScriptedRunner(lost)
-    client, pauses = await run_one(runner, max_retries=3, retry_delay=2.0)
-    assert runner.runs == 4
-    assert pauses == [2.0, 4.0, 8.0]
+    client, runner, clock = await run_one(lost, max_retries=3, retry_delay=2.0)
+    assert runner.calls == [POINT] * 4
+    assert clock.sleeps == [2.0, 4.0, 8.0]
     assert experiment_of(client).trials[0].status_reason == "node 3 failed (after 3 retries)"
+    assert metadata(client, 0)["retries"] == 3
+    assert metadata(client, 0)["last_retry_reason"] == "node 2 failed"
+    assert metadata(client, 0)["failure_kind"] == "infrastructure"
 
 
 async def test_a_retry_that_succeeds_completes_the_trial() -> None:
-    runner = ScriptedRunner([InfrastructureError("preempted"), {"objective": 0.0}])
-    client, pauses = await run_one(runner)
+    client, runner, clock = await run_one([InfrastructureError("preempted"), {"objective": 0.0}])
     assert statuses(client) == {0: "COMPLETED"}
-    assert pauses == [1.0]  # the default retry_delay
+    assert clock.sleeps == [1.0]  # the default retry_delay
+    assert runner.calls == [POINT] * 2
     assert metadata(client, 0)["last_retry_reason"] == "preempted"
 
 
@@ -148,11 +128,35 @@ async def test_a_retry_that_succeeds_completes_the_trial() -> None:
     ids=["runner-already-resubmitted", "max_retries-0", "objective-error"],
 )
 async def test_failures_that_are_not_retried(failure: Exception, config: dict[str, Any]) -> None:
-    runner = ScriptedRunner([failure])
-    client, pauses = await run_one(runner, **config)
-    assert runner.runs == 1
-    assert pauses == []
+    client, runner, clock = await run_one([failure], **config)
+    assert runner.calls == [POINT]
+    assert clock.sleeps == []
     assert experiment_of(client).trials[0].status_reason == str(failure)
+    assert "retries" not in metadata(client, 0)
+
+
+async def test_a_trial_longer_than_trial_timeout_is_stopped_at_the_timeout() -> None:
+    client, runner, clock = await run_one([{"objective": 0.0}], delay=3600, trial_timeout=30)
+    assert statuses(client) == {0: "FAILED"}
+    assert metadata(client, 0)["failure_reason"] == (
+        "timeout: trial 0 ran longer than trial_timeout=30 s"
+    )
+    assert metadata(client, 0)["failure_kind"] == "timeout"
+    assert runner.cancelled == [POINT]  # the job was stopped, not left running
+    assert clock.sleeps == [3600]  # in virtual time: the test took milliseconds
+
+
+async def test_trial_timeout_counts_across_retries_and_their_back_off() -> None:
+    # Runs of 3 s, each lost: 0-3 run, 3-7 back-off, 7-10 run: the 10 s are up.
+    lost = InfrastructureError("node lost")
+    client, runner, clock = await run_one(
+        [lost], delay=3, trial_timeout=10, retry_delay=4, max_retries=5
+    )
+    assert metadata(client, 0)["failure_kind"] == "timeout"
+    assert runner.calls == [POINT] * 2
+    assert runner.cancelled == [POINT]
+    assert clock.sleeps == [3, 4, 3]
+    assert clock.now() == 10
 
 
 # -- a run's timeout -----------------------------------------------------------------
@@ -177,6 +181,22 @@ def test_run_timeout_cancels_or_lets_running_trials_finish(
         assert statuses(client) == {0: "ABANDONED", 1: "ABANDONED"}
         assert set(summary.abandoned) == {0, 1}
         assert "timeout of 0.5 s reached" in summary.abandoned[0]
+
+
+async def test_a_run_timeout_stops_starting_trials_in_virtual_time() -> None:
+    # One slot, 100 s trials, a 250 s run: trials 0 and 1 end, trial 2 runs at 250 s
+    # and is let finish (the cancelling variant is tested with real workers above:
+    # a fake sleep that passes the deadline ends at once, before it can be cancelled).
+    client = legacy_client()
+    clock = FakeClock()
+    runner = FakeRunner(lambda parameters: (100.0, {"objective": 1.0}), clock=clock)
+    async with AxScheduler(client, runner, {"prefetch_trials": 0}, clock=clock) as scheduler:
+        scheduler.set_objective_function(objectives.rosenbrock_dict)
+        await scheduler.run_optimization_async(10, timeout=250, on_timeout="finish")
+        summary = scheduler.last_run
+    assert statuses(client) == dict.fromkeys(range(3), "COMPLETED")
+    assert (summary.timed_out, summary.on_timeout, summary.trials) == (True, "finish", [0, 1, 2])
+    assert clock.now() == 300
 
 
 def test_a_run_without_timeout_says_so(scheduler_factory: Any) -> None:

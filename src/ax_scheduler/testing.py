@@ -4,7 +4,11 @@ The way httpx ships a mock transport: the fakes implement the library's own
 interfaces and are passed in, never patched in::
 
     from ax_scheduler import AxScheduler
-    from ax_scheduler.testing import FakeClock
+    from ax_scheduler.testing import FakeClock, FakeRunner
+
+    clock = FakeClock()
+    runner = FakeRunner(lambda parameters: (10.0, {"objective": parameters["x"]}), clock=clock)
+    scheduler = AxScheduler(ax_client, runner, clock=clock)
 
 ax-scheduler's own logic tests use the same fakes. They are for unit tests: the
 real runners are tested against real processes, a real Slurm cluster, real sshd
@@ -14,5 +18,6 @@ and a real Docker engine.
 from __future__ import annotations
 
 from ._fakeclock import FakeClock
+from ._fakerunner import FakeRunner
 
-__all__ = ["FakeClock"]
+__all__ = ["FakeClock", "FakeRunner"]
