@@ -1,7 +1,9 @@
-"""Shared fixtures: Ax clients of both APIs, and real local runners."""
+"""Shared fixtures: Ax clients of both APIs, real local runners, and the guards
+every test runs under (no leaked workers; no blocking calls on the event loop)."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import sys
@@ -10,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+import ax_scheduler
 
 sys.path.insert(0, str(Path(__file__).parent))  # loky workers import tests/objectives.py
 os.environ["PYTHONPATH"] = os.pathsep.join(
@@ -154,3 +158,77 @@ def no_leaked_workers() -> Iterator[None]:
     while (leaked := worker_pids() - before) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not leaked, f"worker processes left running: {sorted(leaked)}"
+
+
+TESTS = str(Path(__file__).parent)
+LIBRARY = str(Path(ax_scheduler.__file__).parent)
+ASYNC_CODE = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
+
+
+def blocking_call_site(exempt: list[tuple[str, Any]]) -> str | None:
+    """Where ax_scheduler's code blocks the event loop (its innermost frame), called
+    from inside blockbuster's check of a blocking call.
+
+    None when blockbuster exempts a caller (``exempt``: file name ends, function
+    names), and when the call is the test's own doing: sync code the test called
+    (a helper, a sync constructor like ``AxScheduler.resume``) with no
+    ax_scheduler coroutine in between blocks by the caller's choice. What the
+    guard is for is ax_scheduler's own coroutines, tasks and callbacks.
+    """
+    frame = sys._getframe(1)
+    while frame is not None and not frame.f_code.co_filename.endswith("blockbuster.py"):
+        frame = frame.f_back  # out of the guard, to blockbuster's wrapper
+    site = None
+    while frame is not None:
+        code = frame.f_code
+        if code.co_filename.startswith(TESTS):
+            return None
+        if any(code.co_filename.endswith(end) and code.co_name in names for end, names in exempt):
+            return None
+        if code.co_filename.startswith(LIBRARY):
+            where = os.path.relpath(code.co_filename, Path(LIBRARY).parent)
+            site = site or f"{where}:{frame.f_lineno} in {code.co_name}"
+            if code.co_flags & ASYNC_CODE:
+                return site
+        frame = frame.f_back
+    return site
+
+
+@pytest.fixture(autouse=True)
+def no_blocking_calls_in_loop(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every coroutine test fails if ax_scheduler's own code makes a blocking call on
+    the event loop (blockbuster), even one whose error a task or an ``except`` ate."""
+    if not inspect.iscoroutinefunction(getattr(request, "function", None)):
+        yield
+        return
+    from blockbuster import BlockBuster
+
+    found: list[str] = []
+
+    def guard(name: str, function: Any) -> Any:
+        allowed, exempt = function.can_block_predicate, function.can_block_functions
+
+        def can_block(*args: Any, **kwargs: Any) -> bool:
+            if allowed(*args, **kwargs):  # blockbuster's own rule (a non-blocking socket ...)
+                return True
+            site = blocking_call_site(exempt)
+            if site is not None:
+                found.append(f"{name} at {site}")
+            return site is None
+
+        return can_block
+
+    buster = BlockBuster(scanned_modules=["ax_scheduler"])
+    for name, function in buster.functions.items():
+        # Log records go where the application's handlers write them (pytest's own
+        # handler writes a file): the handlers' choice, not a wait of ours.
+        function.can_block_functions.append(("logging/__init__.py", {"emit", "flush"}))
+        function.can_block_predicate = guard(name, function)
+    buster.activate()
+    try:
+        yield
+    finally:
+        buster.deactivate()
+    if found:
+        calls = "\n".join(dict.fromkeys(found))
+        pytest.fail(f"blocking calls on the event loop:\n{calls}", pytrace=False)

@@ -1,10 +1,13 @@
-"""The async API on the caller's loop: responsive, cancellable, embeddable."""
+"""The async API on the caller's loop: responsive, cancellable, embeddable.
+
+Like every coroutine test, these run under blockbuster (see conftest.py): a
+blocking call that ax_scheduler makes on the event loop fails them.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,24 +15,6 @@ import pytest
 import objectives
 from ax_scheduler import AxScheduler, EventLoopMismatchError, JobLibRunner
 from conftest import experiment_of, legacy_client, statuses, worker_pids
-
-
-@pytest.fixture
-def no_blocking_calls_in_loop() -> Iterator[None]:
-    """Fail on any blocking call made inside the event loop (blockbuster)."""
-    from blockbuster import BlockBuster
-
-    buster = BlockBuster(scanned_modules=["ax_scheduler"])
-    # Constructing a scheduler reads the working directory once, to make
-    # job_output_dir absolute: a one-off sync call, not a wait in the loop.
-    buster.functions["os.getcwd"].can_block_functions.append(
-        ("ax_scheduler/_core.py", {"__init__"})
-    )
-    buster.activate()
-    try:
-        yield
-    finally:
-        buster.deactivate()
 
 
 async def heartbeat(gaps: list[float]) -> None:
@@ -40,7 +25,7 @@ async def heartbeat(gaps: list[float]) -> None:
 
 
 @pytest.mark.slow
-async def test_loop_stays_responsive_while_botorch_fits(no_blocking_calls_in_loop: None) -> None:
+async def test_loop_stays_responsive_while_botorch_fits() -> None:
     # A fresh process's first BoTorch candidates can hold the GIL for ~0.3 s at a
     # stretch, once (seen in about 1 run in 4 of this test): warm up first, as the
     # claim is about the fits during a run.
@@ -61,7 +46,7 @@ async def test_loop_stays_responsive_while_botorch_fits(no_blocking_calls_in_loo
     assert max(gaps) < 0.1, f"largest gap {max(gaps) * 1000:.0f} ms"
 
 
-async def test_async_batch_and_wait(make_client: Any, no_blocking_calls_in_loop: None) -> None:
+async def test_async_batch_and_wait(make_client: Any) -> None:
     client = make_client()
     async with AxScheduler(client, JobLibRunner(n_jobs=2), {"synchronous": False}) as scheduler:
         scheduler.set_objective_function(objectives.slow_rosenbrock)
@@ -142,7 +127,7 @@ def test_mixing_sync_and_async_use_is_refused() -> None:
 
 
 async def test_results_and_report_async_agree_with_their_sync_twins_in_every_state(
-    tmp_path: Any, no_blocking_calls_in_loop: None
+    tmp_path: Any,
 ) -> None:
     """Never run, after a run, after close: the same table, and the loop never blocks."""
     import pandas as pd
