@@ -139,6 +139,6 @@ def counted(experiment: Any) -> int:
 
 def _lost_with_driver(trial: Any) -> bool:
     """Whether the trial failed only because its job ended with the previous driver."""
-    from .._ax import RUN_METADATA_KEY
+    from .._runmetadata import RUN_METADATA_KEY
 
     return bool(trial.run_metadata.get(RUN_METADATA_KEY, {}).get("lost_with_driver"))

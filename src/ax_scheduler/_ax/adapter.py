@@ -1,0 +1,227 @@
+"""The adapter's common part: Ax's trial lifecycle, the same for both client APIs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ax.adapter.registry import Generators
+from ax.api.client import Client
+from ax.core.base_trial import BaseTrial
+from ax.core.trial_status import TrialStatus
+from ax.exceptions.core import DataRequiredError, OptimizationComplete
+from ax.exceptions.generation_strategy import MaxParallelismReachedException
+from ax.generation_strategy.generation_node import GenerationNode
+from ax.service.ax_client import AxClient
+
+from .._results import MetricSpec, MetricValues, ax_raw_data
+from .._runmetadata import RUN_METADATA_KEY
+from .parameters import Parameters, validate_parameters
+from .snapshot import SnapshotEncoder
+
+#: Ax generators whose candidates do not depend on trial results.
+DATA_FREE_GENERATORS = frozenset({Generators.SOBOL, Generators.UNIFORM})
+
+
+@dataclass(frozen=True)
+class Generated:
+    """What one generation request produced.
+
+    Attributes:
+        trials: ``(trial_index, parameters)`` of new trials, already RUNNING in Ax.
+        exhausted: Ax will never produce more (generation strategy completed).
+        blocked: Why Ax produced nothing now but may after more data, or None.
+        data_free: Ax's next candidates will not depend on trial results (its
+            current generator is quasi-random), so generating them early loses nothing.
+    """
+
+    trials: list[tuple[int, Parameters]]
+    exhausted: bool = False
+    blocked: str | None = None
+    data_free: bool = False
+
+
+class AxAdapter:
+    """Blocking operations on an Ax client, the same for both client APIs.
+
+    Attributes:
+        generates_jointly: Whether asking for n trials in one call is cheaper than
+            n calls (one model fit for all). If not, the scheduler asks for one at
+            a time and dispatches each as soon as it exists.
+    """
+
+    generates_jointly = False
+
+    def __init__(self, client: AxClient | Client) -> None:
+        self.client = client
+        self._encoder = SnapshotEncoder()
+
+    def _encode_pair(self, experiment: Any, strategy: Any) -> tuple[Any, Any]:
+        return self._encoder.encode_pair(experiment, strategy)
+
+    @staticmethod
+    def wrap(client: Any) -> AxAdapter:
+        """Pick the adapter for ``client``.
+
+        Raises:
+            TypeError: ``client`` is neither Ax client.
+        """
+        from .clients import LegacyAdapter, ModernAdapter  # they derive from this class
+
+        if isinstance(client, AxClient):
+            return LegacyAdapter(client)
+        if isinstance(client, Client):
+            return ModernAdapter(client)
+        raise TypeError(
+            "AxScheduler needs an ax.service.ax_client.AxClient or an ax.api.client.Client"
+            f" with an experiment, got {type(client).__module__}.{type(client).__qualname__}"
+        )
+
+    # -- experiment facts (cheap, read-only) ------------------------------------
+    @property
+    def experiment(self) -> Any:
+        raise NotImplementedError
+
+    @property
+    def experiment_name(self) -> str:
+        return str(self.experiment.name or "experiment")
+
+    def metric_spec(self) -> MetricSpec:
+        """The metrics a trial result must contain (the optimization config's)."""
+        config = self.experiment.optimization_config
+        required = tuple(sorted(config.metric_names)) if config is not None else ()
+        optional = frozenset(self.experiment.metrics) - set(required)
+        return MetricSpec(required=required, optional=optional)
+
+    @property
+    def is_multi_objective(self) -> bool:
+        config = self.experiment.optimization_config
+        return bool(config is not None and config.is_moo_problem)
+
+    def validate_parameters(self, parameters: Any) -> Parameters:
+        """Check ``parameters`` against the search space; return them normalized."""
+        return validate_parameters(self.experiment.search_space, parameters)
+
+    # -- trial lifecycle ----------------------------------------------------------
+    def generate(self, n: int) -> Generated:
+        """Ask Ax for up to ``n`` new trials (RUNNING, not yet dispatched)."""
+        try:
+            trials, exhausted = self._generate(n)
+        except (MaxParallelismReachedException, DataRequiredError) as exc:
+            return Generated([], blocked=f"{type(exc).__name__}: {exc}")
+        except OptimizationComplete:
+            return Generated([], exhausted=True)
+        if not trials and not exhausted:
+            return Generated([], blocked="Ax's generation strategy produced no trial now")
+        return Generated(trials, exhausted=exhausted, data_free=self._generates_without_data())
+
+    def _generation_strategy(self) -> Any:
+        raise NotImplementedError
+
+    def _generates_without_data(self) -> bool:
+        """Whether Ax's current generation node ignores data (Sobol, uniform)."""
+        node = getattr(self._generation_strategy(), "current_node", None)
+        specs = getattr(node, "generator_specs", None)
+        if type(node) is not GenerationNode or not specs:
+            return False  # a custom or external node: assume it learns from data
+        return all(getattr(spec, "generator_enum", None) in DATA_FREE_GENERATORS for spec in specs)
+
+    def _generate(self, n: int) -> tuple[list[tuple[int, Parameters]], bool]:
+        raise NotImplementedError
+
+    def attach(self, parameters: Parameters) -> int:
+        """Attach a user-specified trial (RUNNING in Ax) and return its index."""
+        raise NotImplementedError
+
+    def find_undispatched_trial(self, parameters: Parameters) -> int | None:
+        """A trial created by the user's own ``get_next_trial`` with these parameters.
+
+        Such a trial is RUNNING in Ax, has no data and was never run by a scheduler.
+        """
+        for index, trial in self.experiment.trials.items():
+            if trial.status != TrialStatus.RUNNING:
+                continue
+            if RUN_METADATA_KEY in trial.run_metadata or trial.arm is None:
+                continue
+            if trial.arm.parameters == parameters and not self._has_data(index):
+                return int(index)
+        return None
+
+    def _has_data(self, index: int) -> bool:
+        return not self.experiment.lookup_data(trial_indices=[index]).df.empty
+
+    def mark_dispatched(self, index: int, info: Mapping[str, Any]) -> None:
+        """Record in the trial's run metadata that a scheduler runs it, and how."""
+        self.trial(index).update_run_metadata({RUN_METADATA_KEY: dict(info)})
+
+    def complete(self, index: int, values: MetricValues) -> None:
+        """Attach the trial's data and mark it COMPLETED."""
+        if self.trial(index).status.is_terminal:
+            return
+        self.client.complete_trial(trial_index=index, raw_data=ax_raw_data(values))
+
+    def fail(self, index: int, reason: str) -> None:
+        """Mark the trial FAILED, keeping the reason in Ax (status_reason, run metadata)."""
+        trial = self.trial(index)
+        if trial.status.is_terminal:
+            return
+        self._note(trial, failure_reason=reason)
+        trial.mark_failed(reason=reason)
+
+    def abandon(self, index: int, reason: str) -> None:
+        """Mark the trial ABANDONED (cancelled before it produced a result)."""
+        trial = self.trial(index)
+        if trial.status.is_terminal:
+            return
+        self._note(trial, failure_reason=reason)
+        trial.mark_abandoned(reason=reason)
+
+    def note(self, index: int, **info: Any) -> None:
+        """Add ``info`` (job id, host, log paths) to the trial's run metadata."""
+        if info:
+            self._note(self.trial(index), **info)
+
+    def _note(self, trial: BaseTrial, **info: Any) -> None:
+        current = dict(trial.run_metadata.get(RUN_METADATA_KEY, {}))
+        current.update(info)
+        trial.update_run_metadata({RUN_METADATA_KEY: current})
+
+    def trial(self, index: int) -> BaseTrial:
+        trial: BaseTrial = self.experiment.trials[index]
+        return trial
+
+    def stale_dispatched_trials(self) -> list[int]:
+        """Trials a scheduler dispatched that never finished (the driver died)."""
+        return [
+            int(index)
+            for index, trial in self.experiment.trials.items()
+            if trial.status == TrialStatus.RUNNING and RUN_METADATA_KEY in trial.run_metadata
+        ]
+
+    # -- results and persistence -------------------------------------------------
+    def best(self) -> Parameters | list[Parameters] | None:
+        """Best parameters, or the Pareto set for multi-objective; None without data."""
+        if not self._completed_with_data():
+            return None
+        if self.is_multi_objective:
+            return self._pareto()
+        return self._best()
+
+    def _completed_with_data(self) -> bool:
+        completed = self.experiment.trial_indices_by_status[TrialStatus.COMPLETED]
+        return bool(completed) and not self.experiment.lookup_data(trial_indices=completed).df.empty
+
+    def _best(self) -> Parameters | None:
+        raise NotImplementedError
+
+    def _pareto(self) -> list[Parameters]:
+        raise NotImplementedError
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-safe snapshot of client, experiment and generation strategy."""
+        raise NotImplementedError
+
+    def snapshot_json(self) -> str:
+        return json.dumps(self.snapshot())
