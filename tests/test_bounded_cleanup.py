@@ -27,15 +27,16 @@ import psutil
 import pytest
 
 from ax_scheduler import ConfigError, DockerRunner, InfrastructureError, RunnerError, SlurmRunner
+from ax_scheduler._clock import Clock
 from ax_scheduler._config import ContainerOptions
 from ax_scheduler._container import make_container_objective
 from ax_scheduler._jobs import FunctionObjective, Job
 from ax_scheduler._remote import (
     REAP_SECONDS,
     CommandTimeout,
-    ConnectionDropped,
-    InterruptedCommand,
     LocalTransport,
+    _ConnectionDropped,
+    _InterruptedCommand,
 )
 from conftest import alive
 
@@ -354,7 +355,7 @@ async def test_a_local_command_that_hangs_is_killed_reaped_and_named() -> None:
     finally:
         watcher.cancel()
     assert isinstance(raised.value, CommandTimeout)
-    assert not isinstance(raised.value, ConnectionDropped)  # may be repeated (sacct)
+    assert not isinstance(raised.value, _ConnectionDropped)  # may be repeated (sacct)
     assert str(raised.value) == (
         "`sleep 60` did not finish within 0.5 s on this machine, so it was killed"
     )
@@ -380,9 +381,9 @@ async def test_a_command_that_must_not_repeat_times_out_like_a_dropped_connectio
     transport = LocalTransport(command_timeout=TIMEOUT)
     with caplog.at_level(logging.WARNING, logger="ax_scheduler"):
         async with returns_within(TIMEOUT + REAP_SECONDS):
-            with pytest.raises(ConnectionDropped) as raised:
+            with pytest.raises(_ConnectionDropped) as raised:
                 await transport.run(["sleep", "60"], idempotent=False)
-    assert isinstance(raised.value, InterruptedCommand)
+    assert isinstance(raised.value, _InterruptedCommand)
     assert "`sleep 60` did not finish within 0.5 s" in str(raised.value)
     [warning] = caplog.records
     assert warning.name == "ax_scheduler"
@@ -475,14 +476,18 @@ def fake_slurm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return state
 
 
-def slurm_runner(tmp_path: Path) -> SlurmRunner:
-    async def tick(seconds: float) -> None:
-        await asyncio.sleep(0.01)  # polls back to back: the test waits for no back-off
+class Ticks(Clock):
+    """Polls back to back: the test waits for no back-off."""
 
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(0.01)
+
+
+def slurm_runner(tmp_path: Path) -> SlurmRunner:
     return SlurmRunner(
         config={"job_dir": str(tmp_path / "jobs"), "submit_window": 0},
         transport=LocalTransport(command_timeout=TIMEOUT),
-        sleep=tick,
+        clock=Ticks(),
     )
 
 

@@ -1,8 +1,10 @@
 """SlurmRunner's logic against a scripted cluster: parsing, polling, back-off, failures.
 
-The fake cluster (fake_cluster.py) answers commands from state the test sets, so
-these tests pin down exactly what a real cluster does only by chance: sacct's lag,
-a failing poll, NODE_FAIL, MaxArraySize, a connection dropped during sbatch.
+The fake cluster (:class:`ax_scheduler.testing.FakeTransport`) answers commands
+from state the test sets, and the runner's clock is a FakeClock, so these tests
+pin down exactly, in virtual time, what a real cluster does only by chance:
+sacct's lag, a failing poll, NODE_FAIL, MaxArraySize, a connection dropped during
+sbatch.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import pytest
 
 from ax_scheduler import (
+    AxScheduler,
     ConfigError,
     InfrastructureError,
     ObjectiveError,
@@ -24,16 +27,10 @@ from ax_scheduler import (
     TrialTimeoutError,
 )
 from ax_scheduler._jobs import FunctionObjective, Job
-from ax_scheduler._slurm import (
-    Backoff,
-    Outcome,
-    chunks,
-    expand_task_range,
-    job_script,
-    parse_max_array_size,
-    parse_sacct,
-)
-from fake_cluster import FakeCluster
+from ax_scheduler._sacct import Outcome, SacctWatcher, SlurmState, expand_task_range, parse_sacct
+from ax_scheduler._slurm import chunks, job_script, parse_max_array_size
+from ax_scheduler.testing import FakeClock, FakeTransport
+from conftest import experiment_of, legacy_client, statuses
 
 
 def objective(parameters: dict[str, Any]) -> dict[str, float]:
@@ -47,27 +44,34 @@ def jobs(n: int, **parameters: Any) -> list[Job]:
     return [Job(i, {"x": float(i), **parameters}, OBJECTIVE, f"exp-trial-{i}") for i in range(n)]
 
 
-class Ticks:
-    """The runner's injected sleep: records each pause and runs the test's script.
+class Ticks(FakeClock):
+    """The runner's clock: virtual time, its waits by task, and the test's script.
 
     ``script[n]`` runs just before the n-th poll (0-based) asks sacct.
     """
 
-    def __init__(self, cluster: FakeCluster, script: dict[int, Callable[[], None]]) -> None:
-        self.pauses: list[float] = []
+    def __init__(self, cluster: FakeTransport, script: dict[int, Callable[[], None]]) -> None:
+        super().__init__()
+        self.waits: dict[str, list[float]] = {}  # task name -> its sleeps
         self.script = script
         cluster.on_sacct = self._before_sacct
         self.polls = 0
 
-    def _before_sacct(self, cluster: FakeCluster) -> None:
+    def _before_sacct(self, cluster: FakeTransport) -> None:
         action = self.script.get(self.polls)
         self.polls += 1
         if action is not None:
             action()
 
-    async def __call__(self, seconds: float) -> None:
-        self.pauses.append(seconds)
-        await asyncio.sleep(0)
+    @property
+    def pauses(self) -> list[float]:
+        """The watcher's waits between polls."""
+        return self.waits.get("ax-scheduler-sacct", [])
+
+    async def sleep(self, seconds: float) -> None:
+        task = asyncio.current_task()
+        self.waits.setdefault(task.get_name() if task else "", []).append(seconds)
+        await super().sleep(seconds)
 
 
 async def until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
@@ -78,24 +82,20 @@ async def until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
         await asyncio.sleep(0.001)
 
 
-def make_runner(cluster: FakeCluster, ticks: Ticks | None = None, **config: Any) -> SlurmRunner:
+def make_runner(cluster: FakeTransport, ticks: Ticks | None = None, **config: Any) -> SlurmRunner:
     config.setdefault("submit_window", 0)
     config.setdefault("monitoring_interval", 8)
     return SlurmRunner(
         partition="debug",
         config=config,
         transport=cluster,
-        sleep=ticks or Ticks(cluster, {}),
+        clock=ticks or Ticks(cluster, {}),
     )
 
 
-def complete_all(cluster: FakeCluster) -> Callable[[], None]:
+def complete_all(cluster: FakeTransport) -> Callable[[], None]:
     def action() -> None:
-        for job_id, tasks in cluster.arrays.items():
-            for task in range(tasks):
-                if cluster.states.get(f"{job_id}_{task}") in (None, "PENDING", "RUNNING"):
-                    x = cluster.manifest(job_id)["tasks"][task]["parameters"]["x"]
-                    cluster.finish(job_id, task, result={"objective": x})
+        cluster.complete(lambda parameters: {"objective": parameters["x"]})
 
     return action
 
@@ -115,12 +115,28 @@ def test_sacct_lines_become_task_states() -> None:
     )
     states = parse_sacct(text)
     assert [(s.job_id, s.tasks, s.state, s.exit_code) for s in states] == [
-        ("123", (2, 3, 4), "PENDING", "0:0"),
-        ("123", (0,), "COMPLETED", "0:0"),
-        ("123", (1,), "CANCELLED", "0:15"),
-        ("124", (), "FAILED", "3:0"),
+        ("123", (2, 3, 4), SlurmState.PENDING, "0:0"),
+        ("123", (0,), SlurmState.COMPLETED, "0:0"),
+        ("123", (1,), SlurmState.CANCELLED, "0:15"),
+        ("124", (), SlurmState.FAILED, "3:0"),
     ]
-    assert [s.outcome for s in states] == [None, Outcome.RESULT, Outcome.CANCELLED, Outcome.FAILED]
+    outcomes = [s.state.outcome for s in states]
+    assert outcomes == [None, Outcome.RESULT, Outcome.CANCELLED, Outcome.FAILED]
+
+
+def test_slurm_states_are_an_enum_of_sacct_words_that_knows_which_are_over() -> None:
+    assert SlurmState.from_sacct("CANCELLED by 1000") is SlurmState.CANCELLED
+    assert SlurmState.from_sacct("OUT_OF_MEMORY") is SlurmState.OUT_OF_MEMORY
+    assert SlurmState.from_sacct("") is SlurmState.UNKNOWN
+    newer = SlurmState.from_sacct("LAUNCH_FAILED_SOMEDAY")  # a word of a newer Slurm
+    assert newer is SlurmState.UNKNOWN
+    assert not newer.is_terminal
+    assert not SlurmState.PENDING.is_terminal
+    assert SlurmState.PENDING.outcome is None
+    assert SlurmState.TIMEOUT.outcome is Outcome.TIMEOUT
+    for state in (SlurmState.NODE_FAIL, SlurmState.PREEMPTED, SlurmState.BOOT_FAIL):
+        assert state.is_terminal
+        assert state.outcome is Outcome.INFRASTRUCTURE
 
 
 def test_task_ranges_array_chunks_and_max_array_size() -> None:
@@ -130,15 +146,32 @@ def test_task_ranges_array_chunks_and_max_array_size() -> None:
     assert parse_max_array_size("nothing here") is None
 
 
-def test_backoff_doubles_to_the_cap_and_resets() -> None:
-    backoff = Backoff(1, 10)
-    seen = []
-    for _ in range(6):
-        seen.append(backoff.current)
-        backoff.grow()
-    backoff.reset()
-    assert seen == [1, 2, 4, 8, 10, 10]
-    assert backoff.current == 1
+async def test_quiet_polls_back_off_to_the_cap_and_stay_there_however_long() -> None:
+    cluster = FakeTransport()
+    cluster.arrays["100"] = 1
+    cluster.states["100_0"] = "RUNNING"
+    clock = FakeClock()
+    ended = asyncio.Event()
+
+    async def on_change(changes: list[Any]) -> None:
+        if any(change.line.state.is_terminal for change in changes):
+            ended.set()
+
+    def after_many_ticks(cluster: FakeTransport) -> None:
+        if len(cluster.sacct_calls()) == 1200:  # 2 ** 1200 s would overflow a float
+            cluster.states["100_0"] = "COMPLETED"
+
+    cluster.on_sacct = after_many_ticks
+    watcher: SacctWatcher[str] = SacctWatcher(
+        cluster, on_change, lambda *_: None, clock=clock, max_interval=10
+    )
+    watcher.watch("100_0", "trial 0", SlurmState.RUNNING)
+    await asyncio.wait_for(ended.wait(), 10)
+    assert clock.sleeps[:6] == [1, 2, 4, 8, 10, 10]
+    assert set(clock.sleeps[4:]) == {10}
+    assert watcher.polls == 1200
+    assert watcher.items() == []
+    await watcher.aclose()
 
 
 def test_job_script_quotes_every_value_it_did_not_get_from_the_user() -> None:
@@ -177,7 +210,7 @@ def test_bad_options_are_named() -> None:
 
 # -- the runner against the fake cluster --------------------------------------------
 async def test_a_batch_is_one_array_and_parameters_never_reach_a_command() -> None:
-    cluster = FakeCluster()
+    cluster = FakeTransport()
     ticks = Ticks(cluster, {1: complete_all(cluster)})
     runner = make_runner(cluster, ticks)
     hostile = "$(touch /tmp/pwned); rm -rf ~ 'quoted'"
@@ -194,7 +227,7 @@ async def test_a_batch_is_one_array_and_parameters_never_reach_a_command() -> No
 
 
 async def test_one_sacct_per_tick_covers_every_unfinished_array() -> None:
-    cluster = FakeCluster(max_array_size=4)
+    cluster = FakeTransport(max_array_size=4)
     ticks = Ticks(cluster, {3: complete_all(cluster)})
     runner = make_runner(cluster, ticks)
     await asyncio.gather(*await runner.run_batch(jobs(10)))
@@ -210,7 +243,7 @@ async def test_one_sacct_per_tick_covers_every_unfinished_array() -> None:
 
 
 async def test_sacct_lag_and_failed_polls_lose_nothing_and_back_off() -> None:
-    cluster = FakeCluster()
+    cluster = FakeTransport()
     cluster.sacct_failures = 2  # polls 0 and 1 fail; polls 2-3 see no record yet (lag)
     ticks = Ticks(cluster, {4: complete_all(cluster)})
     runner = make_runner(cluster, ticks)
@@ -221,7 +254,7 @@ async def test_sacct_lag_and_failed_polls_lose_nothing_and_back_off() -> None:
 
 
 async def test_backoff_resets_when_something_changes() -> None:
-    cluster = FakeCluster()
+    cluster = FakeTransport()
 
     def running() -> None:
         cluster.states["100_0"] = "RUNNING"
@@ -234,7 +267,7 @@ async def test_backoff_resets_when_something_changes() -> None:
 
 
 async def test_failures_carry_the_state_exit_code_stderr_or_the_objectives_error() -> None:
-    cluster = FakeCluster()
+    cluster = FakeTransport()
 
     def finish() -> None:
         cluster.set_stderr("100", 0, "loading...\nslurmstepd: error: Exceeded job memory limit\n")
@@ -268,7 +301,7 @@ async def test_failures_carry_the_state_exit_code_stderr_or_the_objectives_error
 
 
 async def test_node_failure_is_resubmitted_not_counted_as_the_trials_failure() -> None:
-    cluster = FakeCluster()
+    cluster = FakeTransport()
 
     def node_fail() -> None:
         cluster.finish("100", 0, "NODE_FAIL")
@@ -285,7 +318,7 @@ async def test_node_failure_is_resubmitted_not_counted_as_the_trials_failure() -
 
 
 async def test_infrastructure_failures_beyond_max_resubmits_fail_the_trial() -> None:
-    cluster = FakeCluster()
+    cluster = FakeTransport()
 
     def preempt_everything() -> None:
         for job_id in cluster.arrays:
@@ -300,7 +333,7 @@ async def test_infrastructure_failures_beyond_max_resubmits_fail_the_trial() -> 
 
 
 async def test_cancellations_of_the_same_moment_share_one_scancel() -> None:
-    cluster = FakeCluster()
+    cluster = FakeTransport()
     runner = make_runner(cluster, Ticks(cluster, {}))
     works = await runner.run_batch(jobs(5))
     await until(lambda: runner.stats["sacct"] > 0)  # submitted and being polled
@@ -315,7 +348,7 @@ async def test_cancellations_of_the_same_moment_share_one_scancel() -> None:
 
 @pytest.mark.parametrize("went_through", [True, False])
 async def test_a_connection_dropped_during_sbatch_never_submits_twice(went_through: bool) -> None:
-    cluster = FakeCluster()
+    cluster = FakeTransport()
     cluster.drop_next_sbatch, cluster.sbatch_went_through = True, went_through
     runner = make_runner(cluster, Ticks(cluster, {0: complete_all(cluster)}))
     assert await runner.run(jobs(1)[0]) == {"objective": 0.0}
@@ -325,7 +358,7 @@ async def test_a_connection_dropped_during_sbatch_never_submits_twice(went_throu
 
 
 async def test_closing_the_runner_cancels_every_live_job() -> None:
-    cluster = FakeCluster()
+    cluster = FakeTransport()
     runner = make_runner(cluster, Ticks(cluster, {}))
     works = await runner.run_batch(jobs(3))
     await until(lambda: runner.stats["sacct"] > 0)
@@ -384,7 +417,7 @@ async def test_script_and_container_trials_become_command_manifests(tmp_path: An
     contained = make_container_objective(
         "sim.sif", "run {output_file}", ContainerOptions.from_user({"engine": "apptainer"})
     )
-    cluster = FakeCluster()
+    cluster = FakeTransport()
     runner = make_runner(cluster, Ticks(cluster, {0: complete_all(cluster)}))
     jobs_ = [
         Job(0, {"x": 0.0}, scripted, "exp-trial-0"),
@@ -409,7 +442,7 @@ async def test_script_and_container_trials_become_command_manifests(tmp_path: An
 
 
 async def test_a_finished_job_whose_files_cannot_be_read_yet_is_read_on_a_later_tick() -> None:
-    cluster = FakeCluster()
+    cluster = FakeTransport()
 
     def finish_while_disconnected() -> None:
         complete_all(cluster)()
@@ -422,7 +455,7 @@ async def test_a_finished_job_whose_files_cannot_be_read_yet_is_read_on_a_later_
 
 
 async def test_a_crashed_poll_loop_fails_the_waiting_trials_instead_of_hanging() -> None:
-    cluster = FakeCluster()
+    cluster = FakeTransport()
 
     def crash() -> None:
         raise RuntimeError("bug in a poll")
@@ -440,7 +473,8 @@ async def test_a_command_cut_off_by_a_dropped_connection_is_never_taken_for_a_fa
     from types import SimpleNamespace
 
     from ax_scheduler._config import SSHOptions
-    from ax_scheduler._remote import ConnectionDropped, SSHTransport
+    from ax_scheduler._remote import _ConnectionDropped
+    from ax_scheduler._sshtransport import SSHTransport
 
     class CutOff:
         closed = False
@@ -459,6 +493,36 @@ async def test_a_command_cut_off_by_a_dropped_connection_is_never_taken_for_a_fa
         return conn
 
     transport.connection = connection  # type: ignore[method-assign]
-    with pytest.raises(ConnectionDropped, match="dropped while running sbatch"):
+    with pytest.raises(_ConnectionDropped, match="dropped while running sbatch"):
         await transport.run(["sbatch", "job.sh"], idempotent=False)
     assert conn.closed  # forgotten: the next command reconnects
+
+
+async def test_a_refused_sbatch_is_retried_after_1_then_2_seconds_on_the_clock() -> None:
+    cluster = FakeTransport()
+    cluster.sbatch_failures = 2
+    clock = Ticks(cluster, {0: complete_all(cluster)})
+    runner = make_runner(cluster, clock)
+    assert await runner.run(jobs(1)[0]) == {"objective": 0.0}
+    assert len(cluster.sbatch_calls()) == 3
+    # The submit window, then the back-off between the attempts.
+    assert clock.waits["ax-scheduler-sbatch"] == [0, 1, 2]
+    await runner.aclose()
+
+
+def test_a_campaign_runs_on_the_fake_cluster_with_the_objective_it_uploaded() -> None:
+    """FakeTransport as a user's unit test has it: the real scheduler and runner,
+    no cluster, no waiting; the fake runs what the runner uploaded."""
+    cluster = FakeTransport()
+    cluster.on_sacct = FakeTransport.complete
+    runner = SlurmRunner(partition="gpu", transport=cluster, clock=FakeClock())
+    client = legacy_client()
+    with AxScheduler(client, runner) as scheduler:
+        scheduler.set_objective_function(objective)
+        with scheduler.batch_trial_context() as batch:
+            for x in (0.25, 0.5, 0.75):
+                batch.add_trial({"x": x, "y": 0.0})
+    assert set(statuses(client).values()) == {"COMPLETED"}
+    means = [t.objective_mean for t in experiment_of(client).trials.values()]
+    assert sorted(means) == [0.25, 0.5, 0.75]
+    assert len(cluster.sbatch_calls()) == 1  # one batch, one array

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ._config import SSHOptions as SSHOptions
     from ._exceptions import AxSchedulerError as AxSchedulerError
     from ._exceptions import CheckpointError as CheckpointError
+    from ._exceptions import CommandTimeout as CommandTimeout
     from ._exceptions import ConfigError as ConfigError
     from ._exceptions import EventLoopMismatchError as EventLoopMismatchError
     from ._exceptions import FailureRateExceededError as FailureRateExceededError
@@ -56,6 +57,7 @@ _EXPORTS = {
     "AxSchedulerError": "._exceptions",
     "Batch": "._batch",
     "CheckpointError": "._exceptions",
+    "CommandTimeout": "._exceptions",
     "ConfigError": "._exceptions",
     "EventLoopMismatchError": "._exceptions",
     "FailureRateExceededError": "._exceptions",

@@ -14,6 +14,7 @@ catches all of them:
     ├── CheckpointError (also ValueError)          a checkpoint is missing, corrupt, or another run's
     ├── SpecError                                  an ax-scheduler experiment file is invalid
     ├── RunnerError                                a backend cannot run trials (engine down, no image)
+    │   └── CommandTimeout                         a cluster or engine command hung and was killed
     └── TrialError                                 one trial failed; the run goes on
         ├── ObjectiveError                         the objective raised
         ├── ResultError (also ValueError)          the objective returned something unusable
@@ -26,6 +27,9 @@ the trial FAILED in Ax with ``str(error)`` as the reason, logs it, and continues
 """
 
 from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
 
 
 class AxSchedulerError(Exception):
@@ -70,6 +74,25 @@ class FailureRateExceededError(AxSchedulerError):
 
 class RunnerError(AxSchedulerError):
     """A runner cannot run trials at all: its engine is down, an image is missing."""
+
+
+class CommandTimeout(RunnerError):
+    """A command (``sbatch``, ``sacct``, ``docker version`` ...) ran longer than its
+    timeout, so it was killed: the controller or the engine hangs.
+
+    Attributes:
+        command: The command line, cut short for messages (an sacct of many job
+            ids is long).
+        timeout: The seconds it was given.
+    """
+
+    def __init__(self, argv: Sequence[str], timeout: float, where: str) -> None:
+        command = shlex.join(argv)
+        self.command = command if len(command) <= 200 else f"{command[:197]}..."
+        self.timeout = timeout
+        super().__init__(
+            f"`{self.command}` did not finish within {timeout:g} s on {where}, so it was killed"
+        )
 
 
 class TrialError(AxSchedulerError):

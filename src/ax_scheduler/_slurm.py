@@ -1,114 +1,22 @@
 """Slurm's side of the SlurmRunner, as pure functions: no I/O, easy to test exactly.
 
-* :data:`STATE_OUTCOMES`: what each terminal Slurm state means for a trial;
-* :func:`parse_sacct`: ``sacct -P`` lines to task states, array ranges included;
 * :func:`sbatch_argv` and :func:`job_script`: the submission, with every value
   quoted (``shlex``) so nothing a user or Ax provides is interpreted by a shell;
-* :class:`Backoff`: the polling interval (1, 2, 4 ... s, reset on any change).
+* :func:`program_check_argv`: finding a program as a job would;
+* the job options' checks: the values Slurm accepts for ``--time``, ``--mem``
+  and ``--cpus-per-task``.
+
+Job states and ``sacct``'s output are :mod:`ax_scheduler._sacct`'s.
 """
 
 from __future__ import annotations
 
-import enum
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from ._jobenv import trial_environment
-from ._jobs import ScriptObjective
-
-
-class Outcome(enum.Enum):
-    """What a terminal Slurm state means for the trial."""
-
-    RESULT = "read the result file"
-    FAILED = "the trial failed"
-    TIMEOUT = "the trial hit its time limit"
-    CANCELLED = "the job was cancelled"
-    INFRASTRUCTURE = "the cluster failed the job: resubmit"
-
-
-#: Terminal states and their outcome. Any other state (PENDING, RUNNING,
-#: COMPLETING, REQUEUED, SUSPENDED, ...) means "not finished yet".
-STATE_OUTCOMES: Mapping[str, Outcome] = {
-    "COMPLETED": Outcome.RESULT,
-    "FAILED": Outcome.FAILED,
-    "OUT_OF_MEMORY": Outcome.FAILED,
-    "DEADLINE": Outcome.FAILED,
-    "TIMEOUT": Outcome.TIMEOUT,
-    "CANCELLED": Outcome.CANCELLED,
-    "REVOKED": Outcome.CANCELLED,
-    "PREEMPTED": Outcome.INFRASTRUCTURE,
-    "NODE_FAIL": Outcome.INFRASTRUCTURE,
-    "BOOT_FAIL": Outcome.INFRASTRUCTURE,
-}
-
-#: The sacct columns the runner asks for, in order.
-SACCT_FORMAT = "JobID,State,ExitCode"
-
-
-@dataclass(frozen=True)
-class TaskState:
-    """One line of sacct about one array task (or a range of pending ones).
-
-    Attributes:
-        job_id: The array's job id (``"123"``).
-        tasks: The task indices the line covers (one, or a pending range).
-        state: First word of the state (``"CANCELLED by 0"`` -> ``"CANCELLED"``).
-        exit_code: ``"code:signal"`` as sacct prints it.
-    """
-
-    job_id: str
-    tasks: tuple[int, ...]
-    state: str
-    exit_code: str
-
-    @property
-    def outcome(self) -> Outcome | None:
-        return STATE_OUTCOMES.get(self.state)
-
-
-_JOB_ID = re.compile(r"^(?P<job>\d+)(?:_(?:(?P<task>\d+)|\[(?P<range>[^\]]+)\]))?$")
-
-
-def parse_sacct(text: str) -> list[TaskState]:
-    """Parse ``sacct -n -P -X -o JobID,State,ExitCode`` output.
-
-    Lines that are not about array tasks or plain jobs (steps, blank lines,
-    warnings) are skipped. A pending array that sacct has not split yet
-    (``123_[0-19%4]``) yields one line covering every task in the range.
-    """
-    states = []
-    for line in text.splitlines():
-        fields = line.strip().split("|")
-        if len(fields) < 3:
-            continue
-        match = _JOB_ID.match(fields[0])
-        if match is None:
-            continue
-        if match["task"] is not None:
-            tasks: tuple[int, ...] = (int(match["task"]),)
-        elif match["range"] is not None:
-            tasks = tuple(expand_task_range(match["range"]))
-        else:
-            tasks = ()
-        state = fields[1].split()[0] if fields[1].strip() else "UNKNOWN"
-        states.append(TaskState(match["job"], tasks, state, fields[2]))
-    return states
-
-
-def expand_task_range(text: str) -> list[int]:
-    """``"0-4,7,9-10%2"`` -> ``[0, 1, 2, 3, 4, 7, 9, 10]`` (the ``%limit`` is dropped)."""
-    tasks: list[int] = []
-    for part in text.split("%")[0].split(","):
-        if not part:
-            continue
-        low, _, high = part.partition("-")
-        first, last = int(low), int(high or low)
-        tasks.extend(range(first, last + 1))
-    return tasks
+from ._exceptions import ConfigError
 
 
 def chunks(count: int, size: int) -> list[range]:
@@ -203,39 +111,39 @@ def program_check_argv(program: str, prelude: Iterable[str] = (), shell: str = "
     return [shell, "-c", script, shell, program]
 
 
-def script_task(
-    objective: ScriptObjective,
-    *,
-    script: str,
-    interpreter: str | None,
-    workdir: str,
-    trial_index: int,
-) -> dict[str, Any]:
-    """The manifest entry's command of a script trial, with paths as on the cluster."""
-    placeholders = {
-        "params_file": f"{workdir}/params.json",
-        "output_file": f"{workdir}/result.json",
-        "trial_index": str(trial_index),
-        "workdir": workdir,
-    }
-    env = trial_environment(objective.env, placeholders)
-    head = [interpreter] if interpreter else []
-    argv = [*head, script, *(arg.format(**placeholders) for arg in objective.args)]
-    return {"argv": argv, "env": env, "timeout": objective.timeout}
+def checked_time_limit(value: Any) -> str:
+    """``SlurmRunner(time_limit=...)``, checked to be a ``--time`` Slurm accepts.
+
+    Raises:
+        ConfigError: It is not; the message names it and gives examples.
+    """
+    return _checked(value, "time_limit", TIME_LIMIT, "'HH:MM:SS', 'D-HH:MM' or minutes")
 
 
-class Backoff:
-    """Polling interval: starts at ``low``, doubles while nothing changes, up to ``high``."""
+def checked_memory(value: Any) -> str:
+    """``SlurmRunner(memory=...)``, checked to be a ``--mem`` value.
 
-    def __init__(self, low: float, high: float) -> None:
-        self.low, self.high = low, max(low, high)
-        self.current = low
+    Raises:
+        ConfigError: It is not; the message names it and gives examples.
+    """
+    return _checked(value, "memory", MEMORY, "'4G', '500M'")
 
-    def reset(self) -> None:
-        self.current = self.low
 
-    def grow(self) -> None:
-        self.current = min(self.current * 2, self.high)
+def checked_cpus(value: Any) -> int:
+    """``SlurmRunner(cpus_per_task=...)``, checked to be a positive int.
+
+    Raises:
+        ConfigError: It is not (a bool is not a number of CPUs).
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"cpus_per_task must be a positive int, got {value!r}")
+    return value
+
+
+def _checked(value: Any, name: str, pattern: re.Pattern[str], examples: str) -> str:
+    if not isinstance(value, str) or not pattern.match(value):
+        raise ConfigError(f"{name} {value!r} is not a Slurm value like {examples}")
+    return value
 
 
 #: Slurm's accepted ``--time`` formats.

@@ -1,0 +1,139 @@
+"""Submitting one Slurm job array: its files on the cluster, then ONE ``sbatch``.
+
+``sbatch`` is retried (1, 2, 4 s apart, on the injected clock) when it fails, but
+never blindly after a connection dropped mid-command: the submission may have
+gone through, so the array is looked up by its unique name first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from ._clock import REAL_CLOCK, Clock
+from ._config import SlurmConfig
+from ._exceptions import InfrastructureError
+from ._jobs import Job
+from ._remote import Transport, _ConnectionDropped
+from ._remotejob import RemoteSession, Uploadable, manifest
+from ._retry import Backoff
+from ._slurm import job_script, sbatch_argv
+
+logger = logging.getLogger("ax_scheduler")
+
+#: sbatch attempts: the first, and three more 1, 2 and 4 s later.
+SBATCH_RETRIES = Backoff(3)
+
+
+class ArraySubmitter:
+    """Writes an array's manifest and job script, and submits it.
+
+    Args:
+        transport: Where cluster commands run.
+        session: The runner's session directory on the cluster.
+        config: The runner's job options (``python``, ``modules``, ``setup``,
+            ``array_parallelism``).
+        resources: The sbatch options of every job (partition, time, memory ...),
+            asked for at each submission.
+        clock: Where the waits between attempts go.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        session: RemoteSession,
+        config: SlurmConfig,
+        resources: Callable[[], Sequence[str]],
+        *,
+        clock: Clock = REAL_CLOCK,
+    ) -> None:
+        self.transport = transport
+        self.session = session
+        self.config = config
+        self.resources = resources
+        self._clock = clock
+        #: ``sbatch`` calls made, for tests and benches.
+        self.sbatches = 0
+
+    async def submit(
+        self,
+        name: str,
+        directory: str,
+        tasks: Sequence[tuple[Job, str]],
+        place: Callable[[Uploadable], Awaitable[str]],
+    ) -> str:
+        """Submit ``tasks`` (each job and its trial directory) as array ``name``.
+
+        Args:
+            name: The array's job name, unique on the cluster.
+            directory: Where its manifest, job script and logs go.
+            tasks: Its tasks, in array order; they share one objective.
+            place: Puts the objective's file on the cluster; its path there.
+
+        Returns:
+            The array's job id.
+
+        Raises:
+            InfrastructureError: The files cannot be written, or sbatch keeps failing.
+            RunnerError: The cluster cannot be reached.
+        """
+        jobs = await manifest(tasks[0][0].objective, tasks, place)
+        trials = ", ".join(str(job.trial_index) for job, _ in tasks)
+        script = job_script(
+            python=self.config.python,
+            worker=self.session.worker,
+            manifest=f"{directory}/manifest.json",
+            modules=self.config.modules,
+            setup=self.config.setup,
+            header=f"ax-scheduler job array {name}: trials {trials}",
+        )
+        mkdir = await self.transport.run(["mkdir", "-p", "--", *(workdir for _, workdir in tasks)])
+        if not mkdir.ok:
+            raise InfrastructureError(f"cannot create the trial directories: {mkdir.describe()}")
+        data = json.dumps(jobs).encode()
+        await self.transport.write_file(f"{directory}/manifest.json", data)
+        await self.transport.write_file(f"{directory}/job.sh", script.encode(), mode=0o755)
+        argv = sbatch_argv(
+            script=f"{directory}/job.sh",
+            job_name=name,
+            tasks=len(tasks),
+            array_parallelism=self.config.array_parallelism,
+            log_dir=directory,
+            resources=self.resources(),
+        )
+        return await self._sbatch(argv, name)
+
+    async def _sbatch(self, argv: list[str], name: str) -> str:
+        async for attempt in SBATCH_RETRIES.attempts(self._clock):
+            self.sbatches += 1
+            try:
+                result = await self.transport.run(argv, idempotent=False)
+            except _ConnectionDropped:
+                # sbatch may have gone through: find the job by its unique name
+                # before submitting again, or the array would run twice.
+                found = await self._job_named(name)
+                if found is not None:
+                    return found
+                continue
+            if result.ok:
+                return result.stdout.strip().split(";")[0]
+            if attempt.is_last:
+                raise InfrastructureError(f"sbatch failed: {result.describe()}")
+            delay = SBATCH_RETRIES.delay(attempt.number + 1)
+            logger.warning("sbatch failed (%s); retrying in %g s", result.describe(), delay)
+        raise InfrastructureError(f"sbatch of {name} did not go through")
+
+    async def _job_named(self, name: str) -> str | None:
+        """The id of the queued or running job named ``name``, if any."""
+        result = await self.transport.run(["squeue", "-h", f"--name={name}", "-o", "%F"])
+        ids = result.stdout.split()
+        return ids[0] if result.ok and ids else None
+
+    async def array_named(self, name: str) -> str | None:
+        """The id of the job array named ``name``, running or finished, if any."""
+        result = await self.transport.run(
+            ["sacct", "-n", "-P", "-X", f"--name={name}", "--starttime=now-30days", "-o", "JobID"]
+        )
+        ids = [line.split("_")[0] for line in result.stdout.split() if line.strip()]
+        return ids[0] if result.ok and ids else None
