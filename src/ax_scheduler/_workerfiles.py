@@ -41,5 +41,7 @@ def removable_folder(path: str, root: str) -> str:
             runner delete something else.
     """
     if not root or not path.startswith(f"{root.rstrip('/')}/") or "/../" in f"{path}/":
-        raise RunnerError(f"refusing to remove {path!r}: it is not below the job directory {root!r}")
+        raise RunnerError(
+            f"refusing to remove {path!r}: it is not below the job directory {root!r}"
+        )
     return path
