@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from ._exceptions import SpecError as SpecError
     from ._exceptions import TrialError as TrialError
     from ._exceptions import TrialTimeoutError as TrialTimeoutError
+    from ._exceptions import UsageError as UsageError
     from ._exceptions import WorkerDiedError as WorkerDiedError
     from ._facade import AxScheduler as AxScheduler
     from ._facade import Progress as Progress
@@ -87,6 +88,7 @@ _EXPORTS = {
     "SSHRunner": ".runners",
     "TrialError": "._exceptions",
     "TrialTimeoutError": "._exceptions",
+    "UsageError": "._exceptions",
     "WorkerDiedError": "._exceptions",
 }
 

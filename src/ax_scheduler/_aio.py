@@ -45,9 +45,7 @@ class Coalesced(Generic[T]):
         window: Seconds the first item waits for others to join it.
     """
 
-    def __init__(
-        self, handle: Callable[[list[T]], Awaitable[None]], window: float = 0.01
-    ) -> None:
+    def __init__(self, handle: Callable[[list[T]], Awaitable[None]], window: float = 0.01) -> None:
         self._handle = handle
         self._window = window
         self._items: dict[T, None] = {}  # ordered, without duplicates

@@ -16,6 +16,7 @@ from concurrent.futures import Future
 from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any
 
+from ._exceptions import UsageError
 from ._runmetadata import dispatch_info
 
 if TYPE_CHECKING:  # Batch alone is light: importing it does not import Ax
@@ -87,7 +88,7 @@ class Batches:
         """
         self._ctx.check_open()
         if self._open:
-            raise RuntimeError("batch_trial_context() cannot be nested: close the open batch first")
+            raise UsageError("batch_trial_context() cannot be nested: close the open batch first")
         self._open = True
         return Batch(self._ctx.ax.validate_parameters)
 

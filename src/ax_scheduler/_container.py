@@ -7,6 +7,7 @@ import shlex
 from pathlib import Path
 
 from ._config import ContainerOptions
+from ._exceptions import ConfigError
 from ._jobenv import trial_environment
 from ._jobs import CONTAINER_WORKDIR, ContainerObjective, Job
 from ._script import check_placeholders
@@ -35,7 +36,7 @@ def make_container_objective(
         FileNotFoundError: A volume's host path does not exist.
     """
     if not isinstance(image, str) or not image.strip():
-        raise ValueError(f"container_image must be an image name like 'sim:latest', got {image!r}")
+        raise ConfigError(f"container_image must be an image name like 'sim:latest', got {image!r}")
     argv = _split_command(command)
     for arg in argv:
         check_placeholders(arg)
@@ -63,7 +64,7 @@ def _split_command(command: str | list[str] | None) -> list[str]:
         try:
             return shlex.split(command)
         except ValueError as exc:
-            raise ValueError(f"container_command {command!r} cannot be split: {exc}") from None
+            raise ConfigError(f"container_command {command!r} cannot be split: {exc}") from None
     return [str(arg) for arg in command]
 
 
@@ -74,12 +75,12 @@ def _check_volume(host: str, inside: str, *, here: bool) -> tuple[str, str]:
             raise FileNotFoundError(f"volume host path {host!r} ({path}) does not exist")
         host = str(path)
     elif not host.startswith("/"):
-        raise ValueError(
+        raise ConfigError(
             f"volume host path {host!r} must be absolute: it is a path on the machine"
             " where the jobs run, which is not this one"
         )
     if not inside.startswith("/") or inside.split(":")[0] == CONTAINER_WORKDIR:
-        raise ValueError(
+        raise ConfigError(
             f"volume container path for {host!r} must be absolute and not"
             f" {CONTAINER_WORKDIR} (the trial directory), got {inside!r}"
         )

@@ -4,11 +4,12 @@ Every error derives from :class:`AxSchedulerError`, so ``except AxSchedulerError
 catches all of them:
 
     AxSchedulerError
-    ├── ConfigError (also ValueError)              bad or unknown config key/value
+    ├── ConfigError (also ValueError)              a bad option or argument value, an unknown key
+    ├── UsageError (also RuntimeError)             the API used in a way it does not support
+    │   └── EventLoopMismatchError                 async API used from a second event loop
     ├── InvalidParametersError (also ValueError)   parameters outside the search space
     ├── ObjectiveNotSetError                       run before set_objective_function()
     ├── SchedulerClosedError                       used after close()/aclose()
-    ├── EventLoopMismatchError (also RuntimeError) async API used from a second event loop
     ├── OptimizationStalledError                   Ax refuses candidates and nothing can unblock it
     ├── FailureRateExceededError                   too many of a run's trials failed
     ├── CheckpointError (also ValueError)          a checkpoint is missing, corrupt, or another run's
@@ -21,6 +22,10 @@ catches all of them:
         ├── InfrastructureError                    the trial could not run (retried)
         │   └── WorkerDiedError                    the process running the trial died
         └── TrialTimeoutError                      the trial ran longer than trial_timeout
+
+One rule for what is raised where: a bad value (an option, an argument) is a
+``ConfigError``, an argument of the wrong kind a ``TypeError``, a call the API does
+not support (nesting batches, closing from the wrong place) a ``UsageError``.
 
 A :class:`TrialError` is not raised to the caller: the scheduler catches it, marks
 the trial FAILED in Ax with ``str(error)`` as the reason, logs it, and continues.
@@ -37,7 +42,11 @@ class AxSchedulerError(Exception):
 
 
 class ConfigError(AxSchedulerError, ValueError):
-    """A config key is unknown or its value is invalid."""
+    """An option's or an argument's value is invalid, or a config key is unknown."""
+
+
+class UsageError(AxSchedulerError, RuntimeError):
+    """The API was used in a way it does not support (a nested batch, say)."""
 
 
 class InvalidParametersError(AxSchedulerError, ValueError):
@@ -52,7 +61,7 @@ class SchedulerClosedError(AxSchedulerError):
     """The scheduler was used after it was closed."""
 
 
-class EventLoopMismatchError(AxSchedulerError, RuntimeError):
+class EventLoopMismatchError(UsageError):
     """The scheduler's async API was used from a different event loop."""
 
 

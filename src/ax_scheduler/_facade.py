@@ -24,7 +24,7 @@ from ._clock import REAL_CLOCK, Clock
 from ._config import ContainerOptions, SchedulerConfig, ScriptOptions
 from ._container import make_container_objective
 from ._core import Scheduler
-from ._exceptions import CheckpointError
+from ._exceptions import CheckpointError, UsageError
 from ._jobs import FunctionObjective, Objective
 from ._outcomes import CANCELLED_BY_USER, Best, Progress, RunSummary
 from ._portal import Portal
@@ -446,7 +446,7 @@ class AxScheduler:
         _open_schedulers.discard(self)
         core_loop = self._core.loop
         if self._portal is None and core_loop is not None and core_loop.is_running():
-            raise RuntimeError(
+            raise UsageError(
                 "this scheduler runs on an asyncio loop: use `await scheduler.aclose()`"
             )
         if self._portal is None and core_loop is None:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ._clock import REAL_CLOCK, Clock
-from ._exceptions import ObjectiveError, TrialError
+from ._exceptions import ConfigError, ObjectiveError, TrialError
 from ._jobs import Job
 from .runners._base import Runner
 
@@ -82,7 +82,7 @@ class FakeRunner(Runner):
         self, outcomes: Sequence[Row] | Script, *, capacity: int = 1, clock: Clock = REAL_CLOCK
     ) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
-            raise ValueError(f"capacity must be an int >= 1, got {capacity!r}")
+            raise ConfigError(f"capacity must be an int >= 1, got {capacity!r}")
         self._script = outcomes if callable(outcomes) else _table(outcomes)
         self._capacity = capacity
         self._clock = clock

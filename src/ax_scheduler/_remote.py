@@ -17,7 +17,6 @@ import abc
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import shlex
 import signal
@@ -31,8 +30,9 @@ from typing import Any
 import anyio
 
 from ._aio import shielded
+from ._config.arguments import positive_seconds
 from ._exceptions import CommandTimeout as CommandTimeout  # raised here; the tree's
-from ._exceptions import ConfigError, RunnerError
+from ._exceptions import RunnerError
 
 logger = logging.getLogger("ax_scheduler")
 
@@ -196,16 +196,7 @@ class LocalTransport(Transport):
     description = "this machine"
 
     def __init__(self, command_timeout: float = COMMAND_TIMEOUT_SECONDS) -> None:
-        if (
-            isinstance(command_timeout, bool)
-            or not isinstance(command_timeout, int | float)
-            or not math.isfinite(command_timeout)
-            or command_timeout <= 0
-        ):
-            raise ConfigError(
-                f"command_timeout must be a positive number of seconds, got {command_timeout!r}"
-            )
-        self.command_timeout = float(command_timeout)
+        self.command_timeout = positive_seconds("command_timeout", command_timeout)
 
     async def run(self, argv: Sequence[str], *, idempotent: bool = True) -> Completed:
         """Run ``argv`` here, for at most ``command_timeout`` seconds.

@@ -16,6 +16,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from ._ax import Generated
+from ._config.arguments import one_of, positive_int, positive_seconds
 from ._context import Context
 from ._exceptions import FailureRateExceededError, OptimizationStalledError
 from ._outcomes import Best, RunSummary
@@ -240,17 +241,17 @@ def check_run_arguments(max_trials: Any, timeout: Any, on_timeout: Any) -> None:
     """Check ``run_optimization``'s arguments before anything starts.
 
     Raises:
-        ValueError: One is invalid; the message names it and its value.
+        ConfigError: One is invalid; the message names it and its value.
     """
-    if isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 0:
-        raise ValueError(f"max_trials must be an int >= 0, got {max_trials!r}")
-    if timeout is not None and not timeout > 0:
-        raise ValueError(f"timeout must be > 0 seconds or None, got {timeout!r}")
-    if on_timeout not in ("cancel", "finish"):
-        raise ValueError(
-            f"on_timeout must be 'cancel' (stop running trials) or 'finish' (let them"
-            f" end), got {on_timeout!r}"
-        )
+    positive_int("max_trials", max_trials, minimum=0)
+    if timeout is not None:
+        positive_seconds("timeout", timeout)
+    one_of(
+        "on_timeout",
+        on_timeout,
+        ("cancel", "finish"),
+        "'cancel' (stop running trials) or 'finish' (let them end)",
+    )
 
 
 def _warn_nothing_completed(summary: RunSummary, best: Best) -> None:

@@ -28,7 +28,7 @@ import anyio
 
 from ._aio import shielded
 from ._config import ScriptOptions
-from ._exceptions import ObjectiveError, TrialTimeoutError
+from ._exceptions import ConfigError, ObjectiveError, TrialTimeoutError
 from ._jobenv import trial_environment
 from ._jobs import SCRIPT_PLACEHOLDERS, Job, ScriptObjective
 from ._pidfile import (
@@ -109,7 +109,7 @@ def _find_program(name: str) -> str:
 def check_placeholders(arg: str) -> None:
     for _, field, _, _ in string.Formatter().parse(arg):
         if field is not None and field not in SCRIPT_PLACEHOLDERS:
-            raise ValueError(
+            raise ConfigError(
                 f"unknown placeholder {{{field}}} in script argument {arg!r};"
                 f" available: {', '.join('{' + p + '}' for p in SCRIPT_PLACEHOLDERS)}"
             )

@@ -14,6 +14,8 @@ from ax.storage.json_store.encoders import experiment_to_dict
 from ax.storage.json_store.registry import CORE_CLASS_ENCODER_REGISTRY, CORE_ENCODER_REGISTRY
 from ax.storage.utils import data_to_data_by_trial
 
+from .._exceptions import CheckpointError
+
 
 class SnapshotEncoder:
     """Encodes an experiment and its generation strategy as Ax's JSON store does,
@@ -117,7 +119,7 @@ def client_from_snapshot(snapshot: dict[str, Any]) -> AxClient | Client:
         client._set_experiment(experiment=object_from_json(snapshot))
         client._set_generation_strategy()
         return client
-    raise ValueError(
+    raise CheckpointError(
         f"not an ax-scheduler or Ax JSON snapshot: its type is {kind!r};"
         " expected 'AxClient', 'Client' or 'Experiment'"
     )

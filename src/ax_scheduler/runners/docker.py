@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import os
 import uuid
 from collections.abc import Awaitable
@@ -21,6 +20,7 @@ from typing import Any
 import anyio
 
 from .._aio import shielded
+from .._config.arguments import positive_int, positive_seconds
 from .._container import container_name, docker_run_argv
 from .._exceptions import InfrastructureError, RunnerError
 from .._jobs import ContainerObjective, Job, Objective
@@ -74,21 +74,10 @@ class DockerRunner(Runner):
         *,
         command_timeout: float = COMMAND_TIMEOUT_SECONDS,
     ) -> None:
-        if isinstance(max_parallel, bool) or not isinstance(max_parallel, int) or max_parallel < 1:
-            raise ValueError(f"max_parallel must be a positive int, got {max_parallel!r}")
-        if (
-            isinstance(command_timeout, bool)
-            or not isinstance(command_timeout, int | float)
-            or not math.isfinite(command_timeout)
-            or command_timeout <= 0
-        ):
-            raise ValueError(
-                f"command_timeout must be a positive number of seconds, got {command_timeout!r}"
-            )
-        self.max_parallel = max_parallel
+        self.max_parallel = positive_int("max_parallel", max_parallel)
         self.engine = engine
         self.stop_grace_seconds = stop_grace_seconds
-        self.command_timeout = float(command_timeout)
+        self.command_timeout = positive_seconds("command_timeout", command_timeout)
         self.user = user or f"{os.getuid()}:{os.getgid()}"
         self._engine_ok = False
         self._images_ok: set[str] = set()

@@ -29,7 +29,7 @@ from loky.process_executor import BrokenProcessPool
 
 from .. import _shutdown
 from .._aio import shielded
-from .._exceptions import ObjectiveError, RunnerError, TrialError, WorkerDiedError
+from .._exceptions import ConfigError, ObjectiveError, RunnerError, TrialError, WorkerDiedError
 from .._jobs import FunctionObjective, Job, ScriptObjective
 from .._script import TrialFiles, rejoin_script, run_script
 from .._worker import call_objective, init_worker, noop
@@ -44,13 +44,13 @@ BACKENDS = ("loky", "threading")
 def resolve_n_jobs(n_jobs: int) -> int:
     """joblib's convention: ``-1`` is all cores, ``-2`` all but one, and so on."""
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0:
-        raise ValueError(f"n_jobs must be a positive int or -1 for all cores, got {n_jobs!r}")
+        raise ConfigError(f"n_jobs must be a positive int or -1 for all cores, got {n_jobs!r}")
     if n_jobs > 0:
         return n_jobs
     cores = int(cpu_count())  # reads cgroup files: only when asked for "all cores"
     resolved = cores + 1 + n_jobs
     if resolved < 1:
-        raise ValueError(f"n_jobs={n_jobs} leaves no worker on this machine's {cores} cores")
+        raise ConfigError(f"n_jobs={n_jobs} leaves no worker on this machine's {cores} cores")
     return resolved
 
 
@@ -109,7 +109,7 @@ class JobLibRunner(Runner):
 
     def __init__(self, n_jobs: int = 1, backend: str = "loky") -> None:
         if backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+            raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self.n_jobs = resolve_n_jobs(n_jobs)
         self.backend = backend
         self.needs_pickling = backend == "loky"
