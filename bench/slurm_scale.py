@@ -32,7 +32,21 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 from ax.service.ax_client import AxClient, ObjectiveProperties
 
 from ax_scheduler import AxScheduler, SlurmRunner
+from ax_scheduler._clock import Clock
 from cluster import cluster_env, ssh_options
+
+
+class PollCounter(Clock):
+    """The real clock, counting the waits of the runner's status watcher."""
+
+    def __init__(self) -> None:
+        self.ticks: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        task = asyncio.current_task()
+        if task is not None and task.get_name() == "ax-scheduler-sacct":
+            self.ticks.append(seconds)
+        await super().sleep(seconds)
 
 
 def sleepy(p: dict[str, Any]) -> dict[str, float]:
@@ -87,11 +101,8 @@ async def ours(n: int, seconds: float, workdir: Path) -> dict[str, Any]:
         ],
         objectives={"objective": ObjectiveProperties(minimize=True)},
     )
-    ticks: list[float] = []
-
-    async def counting_sleep(pause: float) -> None:
-        ticks.append(pause)
-        await asyncio.sleep(pause)
+    clock = PollCounter()
+    ticks = clock.ticks
 
     runner = SlurmRunner(
         partition=cluster_env()["LOCALSLURM_PARTITION"],
@@ -104,7 +115,7 @@ async def ours(n: int, seconds: float, workdir: Path) -> dict[str, Any]:
             "monitoring_interval": 2,
         },
         ssh=ssh_options(),
-        sleep=counting_sleep,
+        clock=clock,
     )
     sent: list[str] = []
     submitted_at: list[float] = []
