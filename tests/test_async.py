@@ -157,7 +157,7 @@ async def test_results_async_of_a_closed_scheduler_builds_the_table_off_the_loop
 ) -> None:
     import threading
 
-    import ax_scheduler._facade as facade
+    import ax_scheduler._schedulerbase as facade
 
     threads: list[threading.Thread] = []
     build = facade.results_frame

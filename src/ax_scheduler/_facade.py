@@ -2,34 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from contextlib import AbstractContextManager
 from pathlib import Path
-from types import TracebackType
 from typing import Any, TypeVar
 
-import cloudpickle
 import pandas as pd
 
 from . import _shutdown
-from ._ax import AxAdapter, client_from_snapshot
-from ._batch import Batch, batch_context_async, batch_context_sync
-from ._checkpoint import check_overwrite, read_checkpoint
+from ._ax import AxAdapter
+from ._batch import Batch, batch_context_sync
+from ._checkpoint import check_overwrite
 from ._clock import REAL_CLOCK, Clock
-from ._config import ContainerOptions, SchedulerConfig, ScriptOptions
-from ._container import make_container_objective
+from ._config import SchedulerConfig
 from ._core import Scheduler
-from ._exceptions import CheckpointError, UsageError
-from ._jobs import FunctionObjective, Objective
+from ._exceptions import UsageError
 from ._outcomes import CANCELLED_BY_USER, Best, Progress, RunSummary
 from ._portal import Portal
 from ._progress import progress_display
-from ._script import make_script_objective
+from ._reopen import checkpointed, fail_unfinished, saved_client
+from ._schedulerbase import SchedulerBase, _write_report
 from ._table import results_frame
 from .runners._base import Runner
 
@@ -39,7 +34,7 @@ T = TypeVar("T")
 __all__ = ["AxScheduler", "Progress", "RunSummary"]
 
 
-class AxScheduler:
+class AxScheduler(SchedulerBase):
     """Runs an Ax experiment's trials on a runner, in parallel.
 
     Every method has a sync form (for scripts and notebooks) and an ``*_async`` form
@@ -86,155 +81,7 @@ class AxScheduler:
         self._core = Scheduler(adapter, runner, checked, clock or REAL_CLOCK)
         self._portal: Portal | None = None
         self._portal_lock = threading.Lock()
-        _open_schedulers.add(self)
-
-    # -- what it runs ---------------------------------------------------------------
-    @property
-    def ax_client(self) -> Any:
-        """The Ax client this scheduler drives."""
-        return self._ax_client
-
-    @property
-    def experiment(self) -> Any:
-        """The Ax experiment."""
-        return self._core.ax.experiment
-
-    @property
-    def runner(self) -> Runner:
-        """The runner trials run on."""
-        return self._core.runner
-
-    @property
-    def config(self) -> SchedulerConfig:
-        """The validated options."""
-        return self._core.config
-
-    @property
-    def running_trials(self) -> list[int]:
-        """Indices of trials dispatched and not yet recorded in Ax."""
-        return self._core.running_trials
-
-    @property
-    def progress(self) -> Progress:
-        """Live counters of the current run: what the progress display shows.
-
-        For applications that show progress their own way (a web page, a
-        notebook cell): ``total``, ``queued``, ``running``, ``completed``,
-        ``failed``, ``abandoned``, ``ended`` and ``best`` (objective -> best value
-        so far). Read them; the scheduler updates them.
-        """
-        return self._core.progress
-
-    @property
-    def last_run(self) -> RunSummary | None:
-        """What the last finished ``run_optimization`` did: its trials and outcomes,
-        and whether its timeout was reached and what happened to running trials."""
-        return self._core.last_run
-
-    def set_objective_function(self, objective_fn: Callable[[dict[str, Any]], Any]) -> None:
-        """Set the function every trial evaluates.
-
-        Args:
-            objective_fn: ``fn(parameterization) -> result`` where result is
-                ``{"metric": value}``, ``{"metric": (mean, sem)}`` or, for a
-                single-metric experiment, a bare number. ``async def`` functions
-                run on the event loop itself (for I/O-bound objectives); plain
-                functions run on the runner.
-
-        Raises:
-            TypeError: ``objective_fn`` is not callable, or cannot be pickled for a
-                runner that sends it to worker processes.
-        """
-        if not callable(objective_fn):
-            raise TypeError(f"objective_fn must be callable, got {objective_fn!r}")
-        objective = FunctionObjective(objective_fn)
-        if self.runner.needs_pickling and not objective.is_async:
-            _check_picklable(objective_fn, self.runner)
-        self._set_objective(objective)
-
-    def set_script_objective(
-        self,
-        script_path: str | os.PathLike[str],
-        script_options: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Evaluate every trial by running a script (any executable) as a subprocess.
-
-        Each trial gets a directory ``job_output_dir/<experiment>-trial-<index>``
-        with ``params.json``; the script must write ``result.json`` there
-        (``{"metric": value}`` or ``{"metric": [mean, sem]}``). Its environment has
-        ``JOB_PARAMS_FILE``, ``JOB_OUTPUT_FILE``, ``JOB_TRIAL_INDEX`` and
-        ``JOB_WORKDIR``; its stdout and stderr go to ``stdout.log`` and
-        ``stderr.log``. The script runs from an argv list, never through a shell.
-
-        Args:
-            script_path: The script.
-            script_options: ``{"interpreter": "python3", "args": ["{params_file}"],
-                "env": {...}, "timeout": 1200}``; see
-                :class:`~ax_scheduler.ScriptOptions`.
-
-        Raises:
-            FileNotFoundError: The script does not exist, or its interpreter is not
-                on PATH (for runners that run scripts on this machine; SSH and
-                Slurm runners look the interpreter up on their hosts, in the jobs'
-                environment, before the first trial, and raise RunnerError).
-            PermissionError: The script is not executable and no interpreter is set.
-            ConfigError: An option is unknown or invalid.
-            ValueError: ``args`` use an unknown ``{placeholder}``.
-        """
-        options = ScriptOptions.from_user(script_options)
-        here = self.runner.objectives_run_here  # else the runner looks where its jobs run
-        self._set_objective(make_script_objective(script_path, options, find_interpreter=here))
-
-    def set_container_objective(
-        self,
-        container_image: str,
-        container_command: str | list[str] | None = None,
-        container_options: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Evaluate every trial by running a container.
-
-        ``DockerRunner`` runs it with ``docker run``; ``SlurmRunner`` with
-        ``apptainer exec`` (``container_options={"engine": "apptainer"}``).
-
-        The trial directory (``params.json`` in, ``result.json`` out, as for
-        :meth:`set_script_objective`) is mounted at ``/job``; ``{params_file}``,
-        ``{output_file}``, ``{trial_index}`` and ``{workdir}`` in the command are
-        the paths inside the container. The container runs as your uid, with
-        ``--rm``, named after the experiment and trial.
-
-        Args:
-            container_image: An image the engine has, e.g. ``"sim:latest"``.
-            container_command: The command, e.g. ``"python /app/simulate.py
-                {params_file} {output_file}"``; split like a shell would, but never
-                run through one. None runs the image's default command.
-            container_options: ``{"volumes": {"./data": "/app/data"}, "env_vars":
-                {...}, "cpus": 2, "memory": "4g", "gpus": None, "network": "none",
-                "timeout": 3600}``; see :class:`~ax_scheduler.ContainerOptions`.
-
-        Raises:
-            ConfigError: An option is unknown or invalid.
-            FileNotFoundError: A volume's host path does not exist (on this
-                machine, for DockerRunner; SlurmRunner checks them on the cluster
-                before the first trial, and raises RunnerError).
-            ValueError: An empty image name, an unknown ``{placeholder}``, or a
-                relative volume path for a runner on another machine.
-            TypeError: The runner does not run containers.
-        """
-        options = ContainerOptions.from_user(container_options)
-        here = self.runner.objectives_run_here  # else the runner checks volumes where jobs run
-        objective = make_container_objective(
-            container_image, container_command, options, check_volumes=here
-        )
-        self._set_objective(objective)
-
-    def _set_objective(self, objective: Objective) -> None:
-        accepted = self.runner.objective_types
-        if accepted and not isinstance(objective, accepted):
-            kinds = ", ".join(kind.__name__ for kind in accepted)
-            raise TypeError(
-                f"{self.runner!r} cannot run a {type(objective).__name__}; it runs: {kinds}"
-            )
-        self._core.objective = objective
+        _shutdown.close_at_exit(self)
 
     # -- sync API -------------------------------------------------------------------
     def batch_trial_context(self) -> AbstractContextManager[Batch]:
@@ -374,15 +221,8 @@ class AxScheduler:
             runner: Where the continued run's trials run.
             config: Options for the new scheduler.
         """
-        snapshot = json.loads(Path(path).read_text(encoding="utf-8"))
-        scheduler = cls(client_from_snapshot(snapshot), runner, config)
-        for index in scheduler._core.ax.stale_dispatched_trials():
-            scheduler._core.ax.fail(
-                index, "the scheduler running this trial stopped before it finished"
-            )
-            logger.warning(
-                "trial %d was still running when %s was saved: marked FAILED", index, path
-            )
+        scheduler = cls(saved_client(path), runner, config)
+        fail_unfinished(scheduler._core.ax, path)  # nothing runs yet: no Ax thread at work
         return scheduler
 
     @classmethod
@@ -419,16 +259,7 @@ class AxScheduler:
             CheckpointError: The file is missing, corrupt, or not a checkpoint.
             ConfigError: An option in ``config`` is unknown or invalid.
         """
-        checkpoint = read_checkpoint(checkpoint_path)
-        options = {**checkpoint.config, "checkpoint_path": str(checkpoint.path)}
-        options.update(config or {})
-        try:
-            client = client_from_snapshot(checkpoint.client)
-        except Exception as exc:  # noqa: BLE001 - whatever Ax's decoder raises
-            raise CheckpointError(
-                f"checkpoint {str(checkpoint_path)!r} is corrupt: Ax cannot load its"
-                f" experiment ({type(exc).__name__}: {exc})"
-            ) from None
+        checkpoint, client, options = checkpointed(checkpoint_path, config)
         scheduler = cls(client, runner, options)
         lost = scheduler._core.adopt_lost_trials()
         logger.info(
@@ -443,7 +274,7 @@ class AxScheduler:
 
     def close(self) -> None:
         """Cancel running trials (recorded as ABANDONED), stop workers and the loop thread."""
-        _open_schedulers.discard(self)
+        _shutdown.forget(self)
         core_loop = self._core.loop
         if self._portal is None and core_loop is not None and core_loop.is_running():
             raise UsageError(
@@ -469,65 +300,7 @@ class AxScheduler:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- async API ------------------------------------------------------------------
-    def batch_trial_context_async(self) -> AbstractAsyncContextManager[Batch]:
-        """Async form of :meth:`batch_trial_context` (``async with``)."""
-        return batch_context_async(self._core)
-
-    async def run_optimization_async(
-        self, max_trials: int = 10, timeout: float | None = None, on_timeout: str = "cancel"
-    ) -> Best:
-        """Async form of :meth:`run_optimization`.
-
-        Cancelling the awaiting task cancels the running trials, records them in
-        Ax as ABANDONED and writes the checkpoint before the cancellation propagates.
-        """
-        return await self._core.run_optimization(max_trials, timeout, on_timeout)
-
-    async def wait_for_completed_trials_async(self, timeout: float | None = None) -> list[int]:
-        """Async form of :meth:`wait_for_completed_trials`."""
-        return await self._core.wait_for_completed_trials(timeout)
-
-    async def save_experiment_async(self, path: str | os.PathLike[str]) -> Path:
-        """Async form of :meth:`save_experiment`."""
-        return await self._core.save(path)
-
-    async def results_async(self) -> pd.DataFrame:
-        """Async form of :meth:`results`."""
-        if self._reads_directly():  # in a thread: a large table must not stall the loop
-            return await asyncio.to_thread(results_frame, self.experiment)
-        return await self._core.results()
-
-    async def report_async(
-        self, path: str | os.PathLike[str] = "report.html", title: str | None = None
-    ) -> Path:
-        """Async form of :meth:`report` (the page is built on a worker thread)."""
-        if self._reads_directly():
-            return await asyncio.to_thread(_write_report, self.experiment, path, title)
-        return await self._core.report(path, title)
-
-    async def aclose(self) -> None:
-        """Async form of :meth:`close`."""
-        _open_schedulers.discard(self)
-        await self._core.aclose()
-
-    async def __aenter__(self) -> AxScheduler:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
     # -- plumbing -------------------------------------------------------------------
-    def _reads_directly(self) -> bool:
-        """No trial is being recorded (closed, or never ran): read the experiment
-        without the Ax thread (and, for the sync API, without starting a loop)."""
-        return self._core.closed or self._core.loop is None
-
     def _get_portal(self) -> Portal:
         with self._portal_lock:
             if self._portal is None:
@@ -544,40 +317,3 @@ class AxScheduler:
     def _interrupted_by_user(self) -> None:
         """Called on Ctrl-C, before the call is cancelled: the reason its trials get."""
         self._core.interrupt_reason = f"{CANCELLED_BY_USER} (Ctrl-C)"
-
-    def __repr__(self) -> str:
-        return f"AxScheduler(experiment={self._core.ax.experiment_name!r}, runner={self.runner!r})"
-
-
-def _write_report(experiment: Any, path: str | os.PathLike[str], title: str | None) -> Path:
-    from ._report import write_report  # plotly is imported only for a report
-
-    return Path(write_report(experiment, path, title=title))
-
-
-def _check_picklable(fn: Callable[..., Any], runner: Runner) -> None:
-    try:
-        cloudpickle.dumps(fn)
-    except Exception as exc:
-        raise TypeError(
-            f"objective {getattr(fn, '__qualname__', fn)!r} cannot be pickled to send to"
-            f" {runner!r}'s worker processes ({type(exc).__name__}: {exc}); define it at"
-            " module level without unpicklable captured state"
-        ) from exc
-
-
-#: Strong references: a scheduler whose variable went out of scope may still run
-#: background trials, and must still be closed (trials recorded, workers stopped).
-_open_schedulers: set[AxScheduler] = set()
-
-
-def _close_open_schedulers() -> None:
-    """A script that never calls close() still exits promptly, leaving no workers."""
-    for scheduler in list(_open_schedulers):
-        try:
-            scheduler.close()
-        except Exception:
-            logger.exception("closing %r at exit failed", scheduler)
-
-
-_shutdown.on_exit(_close_open_schedulers)

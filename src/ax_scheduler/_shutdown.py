@@ -15,11 +15,40 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any, Protocol
 
 logger = logging.getLogger("ax_scheduler")
 
 _callbacks: list[Callable[[], None]] = []
 _ran = False
+
+
+class Closable(Protocol):
+    def close(self) -> None: ...
+
+
+#: Strong references: a scheduler whose variable went out of scope may still run
+#: background trials, and must still be closed (trials recorded, workers stopped).
+_open: set[Any] = set()  # Closable; any object may be forgotten
+
+
+def close_at_exit(scheduler: Closable) -> None:
+    """Close ``scheduler`` at exit if it is still open: a script that never calls
+    close() still exits promptly, leaving no workers."""
+    _open.add(scheduler)
+
+
+def forget(scheduler: object) -> None:
+    """``scheduler`` was closed: nothing to do for it at exit."""
+    _open.discard(scheduler)
+
+
+def _close_open() -> None:
+    for scheduler in list(_open):
+        try:
+            scheduler.close()
+        except Exception:
+            logger.exception("closing %r at exit failed", scheduler)
 
 
 def on_exit(callback: Callable[[], None]) -> None:
@@ -50,4 +79,5 @@ def _run_callbacks() -> None:
             logger.exception("ax-scheduler clean-up at exit failed")
 
 
+_callbacks.append(_close_open)
 atexit.register(_run_callbacks)  # for exits that skip threading's hooks

@@ -34,6 +34,6 @@ def positive_seconds(name: str, value: Any) -> float:
 def one_of(name: str, value: Any, choices: Sequence[str], meanings: str = "") -> str:
     """``value`` if it is one of ``choices``."""
     if value not in choices:
-        listed = meanings or ", ".join(repr(choice) for choice in choices)
-        raise ConfigError(f"{name} must be one of {listed}, got {value!r}")
+        listed = meanings or "one of " + ", ".join(repr(choice) for choice in choices)
+        raise ConfigError(f"{name} must be {listed}, got {value!r}")
     return str(value)
