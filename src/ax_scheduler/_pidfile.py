@@ -16,11 +16,12 @@ import json
 import os
 import signal
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
+
+from ._files import write_atomically
 
 #: The file's name in the trial folder.
 PID_FILE = "pid.json"
@@ -65,18 +66,7 @@ def write_pid_file(workdir: Path, process: ScriptProcess) -> None:
     text = json.dumps(
         {"pid": process.pid, "token": process.token, "started_at": process.started_at}
     )
-    target = workdir / PID_FILE
-    temp = workdir / f".{PID_FILE}.{uuid.uuid4().hex}.tmp"
-    # 0o666 less the umask, like every other file of the trial (open()'s default).
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
+    write_atomically(workdir / PID_FILE, text, fsync=False)
 
 
 def read_pid_file(workdir: Path) -> ScriptProcess | None:

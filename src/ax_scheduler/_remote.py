@@ -16,11 +16,11 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import shlex
 import signal
-import uuid
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -33,6 +33,7 @@ from ._aio import shielded
 from ._config.arguments import positive_seconds
 from ._exceptions import CommandTimeout as CommandTimeout  # raised here; the tree's
 from ._exceptions import RunnerError
+from ._files import write_atomically
 
 logger = logging.getLogger("ax_scheduler")
 
@@ -223,7 +224,7 @@ class LocalTransport(Transport):
         return Completed(code, out.decode(errors="replace"), err.decode(errors="replace"))
 
     async def write_file(self, path: str, data: bytes, *, mode: int = 0o644) -> None:
-        await anyio.to_thread.run_sync(_write_atomically, Path(path), data, mode)
+        await anyio.to_thread.run_sync(functools.partial(write_atomically, path, data, mode=mode))
 
     async def read_file(self, path: str, *, tail: int | None = None) -> bytes | None:
         return await anyio.to_thread.run_sync(_read, Path(path), tail)
@@ -304,17 +305,6 @@ def _shown(argv: Sequence[str], limit: int = 200) -> str:
     """The command line for a message, cut short (an sacct of many job ids is long)."""
     command = shlex.join(argv)
     return command if len(command) <= limit else f"{command[: limit - 3]}..."
-
-
-def _write_atomically(path: Path, data: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        temp.write_bytes(data)
-        os.chmod(temp, mode)
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 def _read(path: Path, tail: int | None) -> bytes | None:

@@ -15,7 +15,8 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ._jobworker import plain  # standard library only, like this module
+from ._files import write_atomically  # standard library only, like this module
+from ._jobworker import plain
 
 #: Seconds between a worker's checks that its driver is still alive.
 PARENT_CHECK_SECONDS = 1.0
@@ -115,20 +116,9 @@ def _output_to(workdir: str) -> Iterator[None]:
 
 
 def _write(path: str, text: str) -> None:
-    """Write via a temp file and a rename: the worker may be killed (its driver
-    died) at any moment, and a half-written result must never be read as one."""
-    directory, name = os.path.split(path)
-    temp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
-    # 0o666 less the umask, as open() would create it.
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
+    """Whole or not at all: the worker may be killed (its driver died) at any
+    moment, and a half-written result must never be read as one."""
+    write_atomically(path, text, fsync=False)
 
 
 def noop() -> None:
