@@ -32,7 +32,7 @@ import time
 from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 
-from .._aio import Coalesced, shielded
+from .._aio import shielded
 from .._clock import REAL_CLOCK, Clock
 from .._config import SchedulerConfig, SlurmConfig, SSHOptions
 from .._exceptions import InfrastructureError, RunnerError, TrialError
@@ -57,6 +57,7 @@ from .._slurm import (
     sbatch_option_args,
 )
 from .._slurmchecks import SlurmChecks
+from .._slurmcleanup import ClusterCleanup
 from .._slurmtask import Phase, SlurmTask, job_outcome, record_info, settle
 from .._sshtransport import make_transport
 from .._uploads import Payloads
@@ -138,10 +139,8 @@ class SlurmRunner(Runner):
             min_interval=self.config.min_poll_interval,
             max_interval=self.config.monitoring_interval or 10.0,
         )
-        self._cancels = Coalesced(self._scancel_now)  # one scancel for those of a moment
-        self._removals = Coalesced(self._remove_now)  # one rm for the folders of a moment
+        self._cleanup = ClusterCleanup(self.transport)
         self._submissions = itertools.count()
-        self._scancels = 0
 
     @property
     def capacity(self) -> int:
@@ -152,7 +151,7 @@ class SlurmRunner(Runner):
     def stats(self) -> dict[str, int]:
         """Commands sent so far (``sbatch``, ``sacct``, ``scancel``), for tests and benches."""
         sbatch, sacct = self._submitter.sbatches, self._watcher.polls
-        return {"sbatch": sbatch, "sacct": sacct, "scancel": self._scancels}
+        return {"sbatch": sbatch, "sacct": sacct, "scancel": self._cleanup.scancels}
 
     def __repr__(self) -> str:
         return f"SlurmRunner(partition={self.partition!r}, on {self.transport.description})"
@@ -396,17 +395,7 @@ class SlurmRunner(Runner):
 
     async def _scancel(self, ids: list[str]) -> None:
         """scancel ``ids``; cancellations that arrive together share one call."""
-        await self._cancels.add(ids)
-
-    async def _scancel_now(self, ids: list[str]) -> None:
-        self._scancels += 1
-        try:
-            result = await self.transport.run(["scancel", *ids])
-        except RunnerError as exc:
-            logger.error("scancel %s failed: %s; the jobs may still run", " ".join(ids), exc)
-            return
-        if not result.ok:
-            logger.error("scancel %s failed: %s", " ".join(ids), result.describe())
+        await self._cleanup.cancel(ids)
 
     async def remove_files(self, job: Job) -> None:
         """Delete a completed trial's folder on the cluster; those of a moment share one ``rm``.
@@ -416,12 +405,7 @@ class SlurmRunner(Runner):
         """
         folder = trial_folder(job, self._session.root)
         if folder is not None:
-            await self._removals.add([folder])
-
-    async def _remove_now(self, folders: list[str]) -> None:
-        result = await self.transport.run(["rm", "-rf", "--", *folders])
-        if not result.ok:
-            raise RunnerError(f"cannot remove trial folders on the cluster: {result.describe()}")
+            await self._cleanup.remove(folder)
 
     def load(self) -> dict[str, int] | None:
         """Trials by Slurm state: ``queued`` (not yet submitted), ``pending``, ``running``."""
