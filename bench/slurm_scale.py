@@ -32,21 +32,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "tests"))
 from ax.service.ax_client import AxClient, ObjectiveProperties
 
 from ax_scheduler import AxScheduler, SlurmRunner
-from ax_scheduler._clock import Clock
-from cluster import cluster_env, ssh_options
-
-
-class PollCounter(Clock):
-    """The real clock, counting the waits of the runner's status watcher."""
-
-    def __init__(self) -> None:
-        self.ticks: list[float] = []
-
-    async def sleep(self, seconds: float) -> None:
-        task = asyncio.current_task()
-        if task is not None and task.get_name() == "ax-scheduler-sacct":
-            self.ticks.append(seconds)
-        await super().sleep(seconds)
+from cluster import PollCounter, cluster_env, ssh_options
 
 
 def sleepy(p: dict[str, Any]) -> dict[str, float]:

@@ -8,6 +8,7 @@ environment (nox exports them) or from that file.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from ax_scheduler._clock import Clock
 
 ENV_FILE = Path(os.environ.get("LOCALSLURM_ROOT", "/tmp/localslurm")) / "env.sh"
 TESTS = Path(__file__).parent
@@ -85,3 +88,16 @@ def sshd_sessions() -> list[int]:
         ["ps", "-o", "pid=", "--ppid", str(listener)], capture_output=True, text=True
     ).stdout
     return [int(pid) for pid in out.split()]
+
+
+class PollCounter(Clock):
+    """The real clock, counting the waits of the runner's status watcher."""
+
+    def __init__(self) -> None:
+        self.ticks: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        task = asyncio.current_task()
+        if task is not None and task.get_name() == "ax-scheduler-sacct":
+            self.ticks.append(seconds)
+        await super().sleep(seconds)

@@ -12,9 +12,9 @@ import cloudpickle
 import pytest
 
 import objectives
-from ax_scheduler import AxScheduler, DockerRunner, JobLibRunner, SlurmRunner, SSHRunner
-from cluster import cluster_env, job_config, ssh_options
+from ax_scheduler import AxScheduler, DockerRunner, JobLibRunner, SSHRunner
 from conftest import experiment_of, legacy_client, statuses
+from test_remote_checks import slurm_runner
 from test_resume import checkpoint_statuses
 from test_ssh import host
 
@@ -117,13 +117,7 @@ def test_a_folder_goes_only_once_the_checkpoint_on_disk_has_the_result(tmp_path:
 
 @pytest.mark.slurm
 def test_slurm_trials_over_ssh(tmp_path: Path) -> None:
-    runner = SlurmRunner(
-        partition=cluster_env()["LOCALSLURM_PARTITION"],
-        time_limit="00:05:00",
-        memory="300M",
-        config=job_config(tmp_path),
-        ssh=ssh_options(),
-    )
+    runner = slurm_runner(tmp_path)
     client, _ = run_two(runner, lambda s: s.set_objective_function(fails_when_x_negative))
     assert_completed_removed_failed_kept(client)  # the cluster's filesystem is this one
     array = Path(folders(client)[1]).parent
@@ -132,13 +126,7 @@ def test_slurm_trials_over_ssh(tmp_path: Path) -> None:
 
 @pytest.mark.slurm
 def test_slurm_script_trials_over_ssh(tmp_path: Path) -> None:
-    runner = SlurmRunner(
-        partition=cluster_env()["LOCALSLURM_PARTITION"],
-        time_limit="00:05:00",
-        memory="300M",
-        config=job_config(tmp_path),
-        ssh=ssh_options(),
-    )
+    runner = slurm_runner(tmp_path)
     client, _ = run_two(runner, script_objective(tmp_path))
     assert_completed_removed_failed_kept(client)
 

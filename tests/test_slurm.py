@@ -24,8 +24,8 @@ import pytest
 
 import cluster_objectives
 from ax_scheduler import AxScheduler, RunnerError, SlurmRunner
-from ax_scheduler._clock import Clock
 from cluster import (
+    PollCounter,
     cluster_env,
     job_config,
     queue,
@@ -242,19 +242,6 @@ def test_the_run_survives_a_dropped_ssh_connection(tmp_path: Path) -> None:
     assert set(statuses(client).values()) == {"COMPLETED"}
     assert runner.transport.connects >= 2  # type: ignore[attr-defined]
     assert sorted(len(f.read_text().split()) for f in calls.iterdir()) == [1, 1, 1, 1]
-
-
-class PollCounter(Clock):
-    """The real clock, counting the waits of the runner's status watcher."""
-
-    def __init__(self) -> None:
-        self.ticks: list[float] = []
-
-    async def sleep(self, seconds: float) -> None:
-        task = asyncio.current_task()
-        if task is not None and task.get_name() == "ax-scheduler-sacct":
-            self.ticks.append(seconds)
-        await super().sleep(seconds)
 
 
 async def test_each_poll_is_one_status_command_whatever_the_number_of_jobs(tmp_path: Path) -> None:
