@@ -255,6 +255,12 @@ class SacctWatcher(Generic[T]):
         arrays = list(self._jobs.values())
         return [watched.state for array in arrays for watched in list(array.values())]
 
+    def load(self) -> dict[str, int]:
+        """Watched tasks by state: ``pending`` (or not listed yet) and ``running``."""
+        states = self.states()
+        pending = sum(state in (SlurmState.PENDING, None) for state in states)
+        return {"pending": pending, "running": states.count(SlurmState.RUNNING)}
+
     def clear(self) -> list[T]:
         """Stop following everything; the items that were watched."""
         items = self.items()

@@ -7,18 +7,20 @@ gone through, so the array is looked up by its unique name first.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from ._clock import REAL_CLOCK, Clock
 from ._config import SlurmConfig
-from ._exceptions import InfrastructureError
+from ._exceptions import InfrastructureError, TrialError
 from ._jobs import Job
 from ._remote import Transport, _ConnectionDropped
 from ._remotejob import RemoteSession, Uploadable, manifest
 from ._retry import Backoff
 from ._slurm import job_script, sbatch_argv
+from ._slurmtask import Phase, SlurmTask, record_info, settle
 
 logger = logging.getLogger("ax_scheduler")
 
@@ -55,6 +57,46 @@ class ArraySubmitter:
         self._clock = clock
         #: ``sbatch`` calls made, for tests and benches.
         self.sbatches = 0
+        self._arrays = itertools.count()
+
+    async def submit_tasks(
+        self, tasks: list[SlurmTask], place: Callable[[Uploadable], Awaitable[str]]
+    ) -> str | None:
+        """Submit ``tasks`` as the session's next array.
+
+        Each task gets its trial directory and the array's name (recorded before
+        sbatch), then its array task id and the ``SUBMITTED`` phase (for the caller
+        to record); a failure to submit settles them all with the reason instead.
+
+        Returns:
+            The array's job id, or None if it was not submitted.
+        """
+        number = next(self._arrays)
+        directory = f"{self.session.directory}/a{number}"
+        name = f"axs-{self.session.name}-a{number}"
+        for index, task in enumerate(tasks):
+            task.workdir, task.phase = f"{directory}/{index}", Phase.SUBMITTING
+            task.job.info.pop("slurm_job_id", None)
+            task.job.info.update(slurm_job_name=name, slurm_array_task=index, job_dir=task.workdir)
+        try:
+            # In the checkpoint before sbatch: a driver killed right after it can
+            # still find the array by its name instead of leaving it orphaned.
+            await record_info(tasks)
+            job_id = await self.submit(name, directory, [(t.job, t.workdir) for t in tasks], place)
+        except Exception as exc:  # noqa: BLE001 - any failure to submit fails these trials
+            error = exc if isinstance(exc, TrialError) else InfrastructureError(str(exc))
+            for task in tasks:
+                settle(task, error=error)
+                task.submitted.set()
+            return None
+        for index, task in enumerate(tasks):
+            task.slurm_id, task.phase = f"{job_id}_{index}", Phase.SUBMITTED
+            task.job.info.update(
+                slurm_job_id=task.slurm_id,
+                stdout=f"{task.workdir}/stdout.log",
+                stderr=f"{task.workdir}/stderr.log",
+            )
+        return job_id
 
     async def submit(
         self,

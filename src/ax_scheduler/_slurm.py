@@ -1,6 +1,6 @@
 """Slurm's side of the SlurmRunner, as pure functions: no I/O, easy to test exactly.
 
-* :func:`sbatch_argv` and :func:`job_script`: the submission, with every value
+* :func:`resource_args`, :func:`sbatch_argv` and :func:`job_script`: the submission, with every value
   quoted (``shlex``) so nothing a user or Ax provides is interpreted by a shell;
 * :func:`program_check_argv`: finding a program as a job would;
 * the job options' checks: the values Slurm accepts for ``--time``, ``--mem``
@@ -39,6 +39,22 @@ def sbatch_option_args(options: Mapping[str, str | int | float | bool]) -> list[
         elif value is not False:
             args.append(f"--{key}={value}")
     return args
+
+
+def resource_args(
+    partition: str | None,
+    time_limit: str,
+    memory: str | None,
+    cpus_per_task: int,
+    sbatch_options: Mapping[str, str | int | float | bool],
+) -> list[str]:
+    """sbatch options for partition, time, memory, CPUs and ``sbatch_options``."""
+    args = [f"--time={time_limit}", f"--cpus-per-task={cpus_per_task}"]
+    if partition:
+        args.insert(0, f"--partition={partition}")
+    if memory:
+        args.append(f"--mem={memory}")
+    return args + sbatch_option_args(sbatch_options)
 
 
 def sbatch_argv(

@@ -17,6 +17,7 @@ from ._exceptions import TrialError, TrialTimeoutError
 from ._jobs import Job
 from ._remotejob import TrialFolder
 from ._sacct import Outcome, SlurmState
+from ._slurm import chunks
 
 
 class Phase(enum.Enum):
@@ -64,6 +65,18 @@ def settle(task: SlurmTask, *, value: Any = None, error: BaseException | None = 
         task.future.set_exception(error)
     else:
         task.future.set_result(value)
+
+
+def arrays(tasks: list[SlurmTask], max_size: int) -> list[list[SlurmTask]]:
+    """``tasks`` as job arrays: one objective per array, at most ``max_size`` tasks each."""
+    by_objective: dict[int, list[SlurmTask]] = {}
+    for task in tasks:
+        by_objective.setdefault(id(task.job.objective), []).append(task)
+    return [
+        [same[i] for i in part]
+        for same in by_objective.values()
+        for part in chunks(len(same), max_size)
+    ]
 
 
 async def record_info(tasks: list[SlurmTask]) -> None:

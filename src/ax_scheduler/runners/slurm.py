@@ -26,7 +26,6 @@ reading a trial's files) is :mod:`ax_scheduler._remotejob`'s.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import time
 from collections.abc import Awaitable, Mapping, Sequence
@@ -52,13 +51,12 @@ from .._slurm import (
     checked_cpus,
     checked_memory,
     checked_time_limit,
-    chunks,
     job_prelude,
-    sbatch_option_args,
+    resource_args,
 )
 from .._slurmchecks import SlurmChecks
 from .._slurmcleanup import ClusterCleanup
-from .._slurmtask import Phase, SlurmTask, job_outcome, record_info, settle
+from .._slurmtask import Phase, SlurmTask, arrays, job_outcome, record_info, settle
 from .._sshtransport import make_transport
 from .._uploads import Payloads
 from ._base import Runner
@@ -140,7 +138,6 @@ class SlurmRunner(Runner):
             max_interval=self.config.monitoring_interval or 10.0,
         )
         self._cleanup = ClusterCleanup(self.transport)
-        self._submissions = itertools.count()
 
     @property
     def capacity(self) -> int:
@@ -165,12 +162,13 @@ class SlurmRunner(Runner):
     # -- start ----------------------------------------------------------------------
     def resource_args(self) -> list[str]:
         """sbatch options for partition, time, memory, CPUs and ``sbatch_options``."""
-        args = [f"--time={self.time_limit}", f"--cpus-per-task={self.cpus_per_task}"]
-        if self.partition:
-            args.insert(0, f"--partition={self.partition}")
-        if self.memory:
-            args.append(f"--mem={self.memory}")
-        return args + sbatch_option_args(self.config.sbatch_options)
+        return resource_args(
+            self.partition,
+            self.time_limit,
+            self.memory,
+            self.cpus_per_task,
+            self.config.sbatch_options,
+        )
 
     async def start(self) -> None:
         """Connect, create the job directory, learn MaxArraySize, check the job options.
@@ -261,45 +259,20 @@ class SlurmRunner(Runner):
                 settle(task, error=error)
             raise
         self._flush = None
-        by_objective: dict[int, list[SlurmTask]] = {}
-        for task in self._take_queue():  # one array runs one objective
-            by_objective.setdefault(id(task.job.objective), []).append(task)
-        for tasks in by_objective.values():
-            for part in chunks(len(tasks), self._max_array_size):
-                await self._submit([tasks[i] for i in part])
+        for array in arrays(self._take_queue(), self._max_array_size):
+            await self._submit(array)
 
     def _take_queue(self) -> list[SlurmTask]:
         tasks, self._queue = self._queue, []
         return [task for task in tasks if not task.future.done()]
 
     async def _submit(self, tasks: list[SlurmTask]) -> None:
-        """Submit ``tasks`` as one array; on failure, fail them with the reason."""
-        number = next(self._submissions)
-        directory = f"{self._session.directory}/a{number}"
-        name = f"axs-{self._session.name}-a{number}"
-        for index, task in enumerate(tasks):
-            task.workdir, task.phase = f"{directory}/{index}", Phase.SUBMITTING
-            task.job.info.pop("slurm_job_id", None)
-            task.job.info.update(slurm_job_name=name, slurm_array_task=index, job_dir=task.workdir)
-        try:
-            # In the checkpoint before sbatch: a driver killed right after it can
-            # still find the array by its name instead of leaving it orphaned.
-            await record_info(tasks)
-            places = [(task.job, task.workdir) for task in tasks]
-            job_id = await self._submitter.submit(name, directory, places, self._place)
-        except Exception as exc:  # noqa: BLE001 - any failure to submit fails these trials
-            error = exc if isinstance(exc, TrialError) else InfrastructureError(str(exc))
-            for task in tasks:
-                settle(task, error=error)
-                task.submitted.set()
+        """Submit ``tasks`` as one array and watch them; on failure they are settled."""
+        job_id = await self._submitter.submit_tasks(tasks, self._place)
+        if job_id is None:
             return
-        for index, task in enumerate(tasks):
-            task.slurm_id, task.phase = f"{job_id}_{index}", Phase.SUBMITTED
-            task.job.info.update(
-                slurm_job_id=task.slurm_id,
-                stdout=f"{task.workdir}/stdout.log",
-                stderr=f"{task.workdir}/stderr.log",
-            )
+        for task in tasks:
+            assert task.slurm_id is not None
             self._watcher.watch(task.slurm_id, task, SlurmState.PENDING)
             task.submitted.set()
         logger.info("submitted %d trials as Slurm array %s", len(tasks), job_id)
@@ -366,7 +339,7 @@ class SlurmRunner(Runner):
                 f"{where}; gave up after {task.resubmits} resubmissions", retryable=False
             )
         assert task.slurm_id is not None
-        await self._scancel([task.slurm_id])  # a PREEMPTED job may requeue itself
+        await self._cleanup.cancel([task.slurm_id])  # a PREEMPTED job may requeue itself
         task.resubmits += 1
         task.job.info.update(resubmits=task.resubmits)
         logger.warning(
@@ -391,11 +364,7 @@ class SlurmRunner(Runner):
         if task.slurm_id is None:
             return
         self._watcher.forget(task.slurm_id)
-        await self._scancel([task.slurm_id])
-
-    async def _scancel(self, ids: list[str]) -> None:
-        """scancel ``ids``; cancellations that arrive together share one call."""
-        await self._cleanup.cancel(ids)
+        await self._cleanup.cancel([task.slurm_id])
 
     async def remove_files(self, job: Job) -> None:
         """Delete a completed trial's folder on the cluster; those of a moment share one ``rm``.
@@ -409,12 +378,7 @@ class SlurmRunner(Runner):
 
     def load(self) -> dict[str, int] | None:
         """Trials by Slurm state: ``queued`` (not yet submitted), ``pending``, ``running``."""
-        states = self._watcher.states()
-        return {
-            "queued": len(self._queue),
-            "pending": sum(state in (SlurmState.PENDING, None) for state in states),
-            "running": states.count(SlurmState.RUNNING),
-        }
+        return {"queued": len(self._queue), **self._watcher.load()}
 
     async def aclose(self) -> None:
         """scancel every job still queued or running, stop polling, disconnect."""
@@ -424,7 +388,7 @@ class SlurmRunner(Runner):
             self._flush.cancel()
         live = self._watcher.clear()
         if live:
-            await shielded(self._scancel([task.slurm_id for task in live if task.slurm_id]))
+            await shielded(self._cleanup.cancel([task.slurm_id for task in live if task.slurm_id]))
         for task in live:
             closed = InfrastructureError(
                 "the runner was closed; its job was cancelled", retryable=False

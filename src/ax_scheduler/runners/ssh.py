@@ -50,7 +50,7 @@ from .._exceptions import (
 from .._hostpool import CLOSED, Host, HostPool, _Lost
 from .._hostworker import Ended, HostWorkers, WorkerProcess
 from .._jobs import FunctionObjective, Job, Objective, ScriptObjective
-from .._remote import Completed, HostTransport
+from .._remote import HostTransport
 from .._remotejob import (
     RemoteSession,
     TrialFolder,
@@ -60,15 +60,12 @@ from .._remotejob import (
     trial_folder,
     with_scheduler_retries,
 )
-from .._slurm import program_check_argv
+from .._sshchecks import HostChecks
 from .._sshtransport import SSHTransport
 from .._uploads import Payloads
 from ._base import Runner
 
 logger = logging.getLogger("ax_scheduler")
-
-#: Loads the uploaded objective once: checks Python, cloudpickle and the imports.
-LOAD_CHECK = "import pickle, sys; pickle.load(open(sys.argv[1], 'rb'))"
 
 
 class SSHRunner(Runner):
@@ -181,55 +178,9 @@ class SSHRunner(Runner):
                 f"{self!r} runs function and script objectives, got {type(objective).__name__}"
             )
         await self.start()
-        check = self._check_script_on if isinstance(objective, ScriptObjective) else self._check_on
-        await asyncio.gather(*(check(host, objective) for host in self._pool.up()))
+        checks = HostChecks(self._pool, self._upload)
+        await asyncio.gather(*(checks.objective(host, objective) for host in self._pool.up()))
         self._pool.check("no SSH host can run the objective")
-
-    async def _check_script_on(self, host: Host, objective: Any) -> None:
-        try:
-            await self._upload(host, objective)
-        except (_Lost, TrialError) as exc:
-            host.down = host.down or f"cannot upload the script to {host.address}: {exc}"
-            return
-        program = objective.interpreter
-        if program is not None:
-            # It must be found where the worker runs it: with the host's env.
-            await self._leave_out_unless(
-                host,
-                [*host.env(), *program_check_argv(program)],
-                lambda result: (
-                    f"the script's interpreter {program!r} is not found on {host.address}"
-                    f" (with the host's env): {result.describe()}; give its full path there,"
-                    " or set PATH in the host's env"
-                ),
-            )
-
-    async def _check_on(self, host: Host, objective: Any) -> None:
-        try:
-            path = await self._upload(host, objective)
-        except (_Lost, TrialError) as exc:
-            host.down = host.down or str(exc)
-            return
-        await self._leave_out_unless(
-            host,
-            [*host.python(), "-c", LOAD_CHECK, path],
-            lambda result: (
-                f"{host.options.python} on {host.address} cannot load the objective:"
-                f" {result.describe()}"
-            ),
-        )
-
-    async def _leave_out_unless(
-        self, host: Host, argv: list[str], problem: Callable[[Completed], str]
-    ) -> None:
-        """Run a check on ``host``; if it fails (or the host is lost), leave the host out."""
-        try:
-            result = await self._pool.call(host, lambda: host.transport.run(argv))
-        except (_Lost, TrialError) as exc:
-            host.down = host.down or str(exc)
-            return
-        if not result.ok:
-            host.down = problem(result)
 
     async def _upload(self, host: Host, objective: Uploadable) -> str:
         """The path on ``host`` of the objective's pickle or script, uploaded on first use."""
