@@ -170,12 +170,17 @@ def pareto_figure(
     return figure
 
 
-def assign_lanes(intervals: Iterable[tuple[Any, Any]], slack: Any) -> list[int]:
+def assign_lanes(intervals: Iterable[tuple[Any, Any]]) -> list[int]:
     """Interval partitioning: each (begin, end), in order of begin, takes the lowest free lane.
+
+    This opens exactly as many lanes as intervals overlap at most. The scheduler
+    stamps a trial's start when it takes a slot and its end as it gives the slot
+    back, before the next trial can take it, so a lane is free again at that very
+    end. No slack, then: any would put trials that overlapped by less than it on
+    one lane (a 2-slot run of trials that take a few ms drew a single lane).
 
     Args:
         intervals: (begin, end) pairs sorted by begin.
-        slack: How far a lane's last end may overlap the next begin and still be free.
 
     Returns:
         The lane (from 0) of each interval.
@@ -183,7 +188,7 @@ def assign_lanes(intervals: Iterable[tuple[Any, Any]], slack: Any) -> list[int]:
     lane_ends: list[Any] = []
     lanes = []
     for begin, end in intervals:
-        lane = next((n for n, busy in enumerate(lane_ends) if busy <= begin + slack), None)
+        lane = next((n for n, busy in enumerate(lane_ends) if busy <= begin), None)
         if lane is None:
             lane = len(lane_ends)
             lane_ends.append(end)

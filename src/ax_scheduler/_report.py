@@ -51,12 +51,6 @@ from ._figures import (
 from ._files import write_atomically
 from ._table import results_frame
 
-#: How far a trial may seem to overlap its lane's previous trial. A trial's end is
-#: stamped on the event loop when its runner returns, a little after its worker
-#: was free (a worker's result travels back through a pipe and a thread); without
-#: slack that lag could open lanes no worker ran on.
-LANE_SLACK = pd.Timedelta(milliseconds=50)
-
 NO_COMPLETED = "No completed trials yet."
 
 TIME_COLUMNS = ("queued_at", "started_at", "finished_at")
@@ -297,18 +291,19 @@ def _pareto(frame: Any, columns: _Columns) -> str:
 
 
 def _timeline(frame: Any, now: pd.Timestamp) -> str:
-    bars = _bars(frame, now)
+    bars = timeline_bars(frame, now)
     if bars.empty:
         return _empty("No trial has started yet.")
     note = (
-        '<p class="note">Lanes are inferred: each trial takes the lowest lane free when it '
-        "started. The thin light strip before a bar is the time the trial waited (for a free "
-        "slot, or in a cluster's queue).</p>"
+        '<p class="note">A lane is a slot as the trials used it: each trial takes the lowest '
+        "lane free when it started, so there are as many lanes as trials ran at once. The thin "
+        "light strip before a bar is the time the trial waited (for a free slot, or in a "
+        "cluster's queue).</p>"
     )
     return note + _figure_html(timeline_figure(bars))
 
 
-def _bars(frame: Any, now: pd.Timestamp) -> Any:
+def timeline_bars(frame: Any, now: pd.Timestamp) -> Any:
     """Started trials, with ``start``, ``end`` and ``lane``."""
     bars = frame[frame["started_at"].notna()].copy()
     running = bars["finished_at"].isna() & (bars["status"] == "RUNNING")
@@ -316,7 +311,7 @@ def _bars(frame: Any, now: pd.Timestamp) -> Any:
     bars["end"] = bars["end"].fillna(bars["started_at"])  # ended, time not recorded
     bars["start"] = bars["started_at"]
     bars = bars.sort_values(["start", "trial_index"])
-    bars["lane"] = assign_lanes(zip(bars["start"], bars["end"], strict=True), LANE_SLACK)
+    bars["lane"] = assign_lanes(zip(bars["start"], bars["end"], strict=True))
     return bars
 
 
