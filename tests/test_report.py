@@ -1,6 +1,6 @@
 """The HTML report: its sections from real runs, escaping, offline, and in Chromium.
 
-Also what makes it readable: one timeline lane per slot used.
+Also what makes it readable: a trace axis that an outlier does not squash, and one timeline lane per slot used.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pytest
 
 import objectives
 import report_screenshot
-from ax_scheduler._figures import assign_lanes, pareto_mask
+from ax_scheduler._figures import assign_lanes, pareto_mask, trace_figure
 from ax_scheduler._report import render_report, timeline_bars, write_report
 from ax_scheduler._table import results_frame
 from conftest import legacy_client
@@ -197,6 +197,92 @@ def test_write_report_writes_the_file_and_returns_its_path(single: Any, tmp_path
     assert [p.name for p in target.parent.iterdir()] == ["report.html"]  # no temp file left
 
 
+# --- the trace's value axis -------------------------------------------------------
+
+#: The issue's run: a best of 6 and one outlier of 1827, the rest tens to 150.
+WITH_OUTLIER = [96.0, 41.0, 1827.0, 23.0, 150.0, 12.0, 6.0]
+
+
+def with_objective(frame: Any, values: list[float]) -> Any:
+    """``frame`` with these objective values for its completed trials, in order."""
+    changed = frame.copy()
+    changed.loc[changed["status"] == "COMPLETED", "objective"] = values
+    return changed
+
+
+def completed(frame: Any) -> Any:
+    return frame[frame["status"] == "COMPLETED"]
+
+
+def traces_named(figure: Any, name: str) -> list[Any]:
+    return [trace for trace in figure.data if trace.name == name]
+
+
+def clip_notes(figure: Any) -> list[str]:
+    """The notes in the figure that say its value axis is clipped."""
+    return [note.text for note in figure.layout.annotations if "axis clipped" in note.text]
+
+
+def best_so_far_share(best: list[float], low: float, high: float, log: bool) -> float:
+    """How much of an axis from ``low`` to ``high`` the best-so-far trace spans."""
+    scale = np.log10 if log else np.asarray
+    values = scale(np.asarray(best, dtype=float))
+    return float((values.max() - values.min()) / (high - low))
+
+
+def test_an_outlier_among_positive_values_puts_the_trace_on_a_log_axis(single_frame: Any) -> None:
+    done = completed(with_objective(single_frame, WITH_OUTLIER))
+
+    figure = trace_figure(done, "objective", "minimize")
+
+    assert figure.layout.yaxis.type == "log"
+    drawn = np.log10([y for trace in figure.data for y in trace.y])
+    best = traces_named(figure, "best so far")[0].y
+    # The whole axis covers every value drawn; the trace spans about half of it,
+    # where a linear axis would give it 5 % (90 of 1821).
+    assert best_so_far_share(best, drawn.min(), drawn.max(), log=True) > 0.4
+    assert best_so_far_share(best, 6, 1827, log=False) < 0.06
+
+
+@pytest.mark.parametrize("direction", ["minimize", "maximize"])
+def test_an_outlier_log_cannot_help_with_is_drawn_off_scale(
+    single_frame: Any, direction: str
+) -> None:
+    sign = 1 if direction == "minimize" else -1  # maximizing, the outlier is the lowest
+    values = [sign * (value - 100) for value in WITH_OUTLIER]  # zero and negatives: no log
+    outlier = sign * 1727
+    done = completed(with_objective(single_frame, values))
+    outlier_trial = done["trial_index"].iloc[WITH_OUTLIER.index(1827.0)]
+
+    figure = trace_figure(done, "objective", direction)
+
+    axis = figure.layout.yaxis
+    assert axis.type == "linear"
+    low, high = axis.range
+    assert best_so_far_share(traces_named(figure, "best so far")[0].y, low, high, log=False) > 0.4
+    assert not low < outlier < high
+    assert all(outlier not in trace.y for trace in traces_named(figure, "observed"))
+    off_scale = traces_named(figure, "off scale")
+    assert [list(trace.text) for trace in off_scale] == [
+        [f"trial {outlier_trial}: {outlier} (off scale)"]
+    ] * 2
+    assert all(low < y < high for trace in off_scale for y in trace.y)  # on the edge
+    (note,) = clip_notes(figure)
+    assert ("1 above" if direction == "minimize" else "1 below") in note
+    assert f"to {outlier})" in note
+
+
+def test_values_close_together_keep_a_plain_linear_axis(single_frame: Any) -> None:
+    done = completed(with_objective(single_frame, [5.0, 3.0, 4.0, 2.0, 6.0, 1.0, 3.0]))
+
+    figure = trace_figure(done, "objective", "minimize")
+
+    assert figure.layout.yaxis.type == "linear"
+    assert figure.layout.yaxis.range is None
+    assert traces_named(figure, "off scale") == []
+    assert clip_notes(figure) == []
+
+
 # --- timeline lanes from real runs ------------------------------------------------------
 
 
@@ -322,9 +408,31 @@ def test_report_renders_offline_in_chromium(
     assert (tmp_path / "report.png").stat().st_size > 10_000
 
 
+#: The trace's value axis as plotly drew it, and the best-so-far trace's values.
+TRACE_AXIS_JS = """() => {
+  const plot = document.querySelector('#optimization-trace .plotly-graph-div');
+  const best = plot._fullData.find(trace => trace.name === 'best so far');
+  return {type: plot._fullLayout.yaxis.type, range: plot._fullLayout.yaxis.range,
+          best: Array.from(best.y)};
+}"""
+
 #: The lanes the timeline's axis names.
 LANES_JS = """() => Array.from(
   document.querySelectorAll('#timeline-of-trials .ytick text')).map(tick => tick.textContent)"""
+
+
+@pytest.mark.browser
+def test_trace_with_an_outlier_spreads_the_best_so_far_in_chromium(
+    browser: Any, single: Any, single_frame: Any, tmp_path: Path
+) -> None:
+    frame = with_objective(single_frame, WITH_OUTLIER)
+    path = write_report(single, tmp_path / "report.html", frame=frame)
+
+    drawn = report_screenshot.OfflinePage(browser).open(path).evaluate(TRACE_AXIS_JS)
+
+    assert drawn["type"] == "log"
+    low, high = drawn["range"]  # plotly's range of a log axis is in decades
+    assert best_so_far_share(drawn["best"], low, high, log=True) > 0.35
 
 
 @pytest.mark.browser

@@ -15,6 +15,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from ._valueaxis import ValueAxis, spans_decades, value_axis
+
 #: Table cells longer than this are cut, the full text kept in a tooltip.
 MAX_CELL_CHARS = 80
 
@@ -43,32 +45,80 @@ def trace_figure(done: Any, metric: str, direction: str) -> go.Figure:
     by_index = done.sort_values("trial_index")
     by_time = done[done["finished_at"].notna()].sort_values("finished_at")
     panels = [(by_index, by_index["trial_index"]), (by_time, naive_utc(by_time["finished_at"]))]
+    best = pd.concat([best_so_far(rows[metric], direction) for rows, _ in panels])
+    axis = value_axis(done[metric], best, direction)
     for col, (rows, x) in enumerate(panels, start=1):
-        for trace in _trace_panel(rows, x, metric, direction, legend=col == 1):
+        for trace in _trace_panel(rows, x, metric, direction, axis, legend=col == 1):
             figure.add_trace(trace, row=1, col=col)
     figure.update_xaxes(title_text="trial index", row=1, col=1)
-    figure.update_yaxes(title_text=f"{metric} ({direction})", type=_axis_type(done[metric]))
+    figure.update_yaxes(title_text=f"{metric} ({direction})", **axis.layout())
     figure.update_layout(height=380, title_text=f"{metric}: best so far")
+    if axis.clip is not None:
+        figure.add_annotation(_off_scale_note(done[metric], axis))
     return figure
 
 
-def _trace_panel(rows: Any, x: Any, metric: str, direction: str, legend: bool) -> list[Any]:
-    hover = [f"trial {i}" for i in rows["trial_index"]]
+def _trace_panel(
+    rows: Any, x: Any, metric: str, direction: str, axis: ValueAxis, legend: bool
+) -> list[Any]:
+    values, x = rows[metric], np.asarray(x)
+    off = axis.off_scale(values)
+    hover = np.array([f"trial {i}" for i in rows["trial_index"]])
     observed = go.Scatter(
-        x=x,
-        y=rows[metric],
+        x=x[~off],
+        y=values[~off],
         mode="markers",
         marker={"color": "#9aa7b8", "size": 7},
-        **_series("observed", hover, legend),
+        **_series("observed", list(hover[~off]), legend),
     )
     best = go.Scatter(
         x=x,
-        y=best_so_far(rows[metric], direction),
+        y=best_so_far(values, direction),
         mode="lines",
         line={"shape": "hv", "color": "#1f77b4", "width": 2.5},
-        **_series("best so far", hover, legend),
+        **_series("best so far", list(hover), legend),
     )
-    return [observed, best]
+    traces = [observed, best]
+    if off.any():
+        traces.append(_off_scale_trace(rows[off], x[off], metric, axis, legend))
+    return traces
+
+
+def _off_scale_trace(rows: Any, x: Any, metric: str, axis: ValueAxis, legend: bool) -> go.Scatter:
+    """Values beyond the clipped axis, on its edge, their real value in the hover."""
+    assert axis.clip is not None
+    above = (rows[metric] > axis.clip[1]).to_numpy()
+    bottom, top = axis.edges()
+    values = zip(rows["trial_index"], rows[metric], strict=True)
+    hover = [f"trial {i}: {v:.6g} (off scale)" for i, v in values]
+    return go.Scatter(
+        x=x,
+        y=np.where(above, top, bottom),
+        mode="markers",
+        marker={
+            "color": "#9aa7b8",
+            "size": 10,
+            "symbol": np.where(above, "triangle-up", "triangle-down"),
+        },
+        hoverinfo="text",
+        **_series("off scale", hover, legend),
+    )
+
+
+def _off_scale_note(values: Any, axis: ValueAxis) -> dict[str, Any]:
+    """The note that says the axis is clipped, under the legend (clear of plotly's toolbar)."""
+    return {
+        "text": axis.note(values),
+        "xref": "paper",
+        "yref": "paper",
+        "x": 1.02,
+        "y": 0.6,
+        "xanchor": "left",
+        "yanchor": "top",
+        "align": "left",
+        "showarrow": False,
+        "font": {"size": 11, "color": "#666"},
+    }
 
 
 def _series(name: str, hover: list[str], legend: bool) -> dict[str, Any]:
@@ -79,12 +129,6 @@ def _series(name: str, hover: list[str], legend: bool) -> dict[str, Any]:
 def best_so_far(values: Any, direction: str) -> Any:
     """The running best of ``values`` (a Series, in order) for ``direction``."""
     return values.cummin() if direction == "minimize" else values.cummax()
-
-
-def _axis_type(values: Any) -> str:
-    # Losses often span decades: on a linear axis the best-so-far line hugs zero.
-    spans_decades = len(values) > 1 and (values > 0).all() and values.max() > 1000 * values.min()
-    return "log" if spans_decades else "linear"
 
 
 def slice_figure(done: Any, metric: str, parameters: Sequence[str]) -> go.Figure:
@@ -116,7 +160,8 @@ def slice_figure(done: Any, metric: str, parameters: Sequence[str]) -> go.Figure
             row=row + 1,
             col=col + 1,
         )
-    figure.update_yaxes(type=_axis_type(done[metric]))
+    # Positive values spanning decades on a log axis, as in the trace above them.
+    figure.update_yaxes(type="log" if spans_decades(done[metric]) else "linear")
     figure.update_yaxes(title_text=metric, col=1)
     figure.update_layout(height=300 * rows + 60, title_text=f"{metric} against each parameter")
     return figure
