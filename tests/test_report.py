@@ -1,6 +1,7 @@
 """The HTML report: its sections from real runs, escaping, offline, and in Chromium.
 
-Also what makes it readable: a trace axis that an outlier does not squash, and one timeline lane per slot used.
+Also what makes it readable: a trace axis that an outlier does not squash, a
+results table within the page's width, and one timeline lane per slot used.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import report_screenshot
 from ax_scheduler._figures import assign_lanes, pareto_mask, trace_figure
 from ax_scheduler._report import render_report, timeline_bars, write_report
 from ax_scheduler._table import results_frame
-from conftest import legacy_client
+from conftest import legacy_client, sobol_only
 
 NOW = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 
@@ -72,7 +73,7 @@ def test_single_objective_report_has_every_section(single: Any, single_frame: An
     assert f"<b>{best['objective']:.6g}</b> in trial {best['trial_index']}" in page
     (reason,) = single_frame.loc[single_frame["status"] == "FAILED", "failure_reason"]
     assert reason.startswith("RuntimeError: solver diverged at x=")  # x in [-2, -1.5)
-    assert f"<td>{reason}</td>" in page  # the failed trial's row
+    assert f'<td class="text">{reason}</td>' in page  # the failed trial's row, wrapped
 
 
 def test_multi_objective_report_highlights_the_pareto_front(multi: Any) -> None:
@@ -135,11 +136,15 @@ def test_user_text_is_escaped_and_long_text_cut(single: Any, single_frame: Any) 
     assert "<script>alert" not in page
     assert "<i>my run</i>" not in page
     assert "<h1>&lt;i&gt;my run&lt;/i&gt;</h1>" in page
-    cell = re.search(r'<td title="([^"]*)">([^<]*)</td>', page)
-    assert cell is not None
-    assert cell.group(1) == "&lt;script&gt;alert(&#x27;reason&#x27;)&lt;/script&gt; " + "x" * 200
-    assert cell.group(2).startswith("&lt;script&gt;alert(&#x27;reason&#x27;)")
-    assert cell.group(2).endswith("x\u2026")
+    cell = re.search(
+        r'<td class="text"><details><summary><span class="short">([^<]*)</span></summary>'
+        r"([^<]*)</details></td>",
+        page,
+    )
+    assert cell is not None  # cut, the whole text a click away
+    assert cell.group(1).startswith("&lt;script&gt;alert(&#x27;reason&#x27;)")
+    assert cell.group(1).endswith("x\u2026")
+    assert cell.group(2) == "&lt;script&gt;alert(&#x27;reason&#x27;)&lt;/script&gt; " + "x" * 200
     assert len("<script>alert('reason')</script> x") < 80 < len(reason)
 
 
@@ -283,6 +288,36 @@ def test_values_close_together_keep_a_plain_linear_axis(single_frame: Any) -> No
     assert clip_notes(figure) == []
 
 
+# --- the results table --------------------------------------------------------------
+
+FIRST_COLUMNS = ["trial_index", "status", "x", "y", "objective", "failure_reason", "duration_s"]
+
+
+def table_headers(page: str) -> tuple[list[str], list[str]]:
+    """The results table's column names: those shown at first, and those on demand."""
+    table = page[page.index('<table class="results">') :]
+    headers = re.findall(r'<th( class="more")?>([^<]*(?:<wbr>[^<]*)*)</th>', table)
+    names = [(more, name.replace("<wbr>", "")) for more, name in headers]
+    return [n for more, n in names if not more], [n for more, n in names if more]
+
+
+def test_results_table_shows_parameters_and_metrics_and_the_rest_on_demand(
+    single: Any, single_frame: Any
+) -> None:
+    page = render_report(single, single_frame, now=NOW)
+
+    first, more = table_headers(page)
+    assert first == FIRST_COLUMNS
+    assert sorted(first + more) == sorted(single_frame.columns)
+    assert {"job_id", "host", "started_at", "workdir", "objective_sem"} <= set(more)
+    assert '<input type="checkbox" id="all-columns">' in page
+    assert "#all-columns:checked ~ .table-wrap .more { display: table-cell; }" in page
+    rows = re.findall(r"<tr class=\"[A-Z_]+\">.*?</tr>", page)
+    assert len(rows) == len(single_frame)
+    more_cells = [len(re.findall(r'<td class="[^"]*\bmore\b', row)) for row in rows]
+    assert more_cells == [len(more)] * len(rows)
+
+
 # --- timeline lanes from real runs ------------------------------------------------------
 
 
@@ -408,6 +443,51 @@ def test_report_renders_offline_in_chromium(
     assert (tmp_path / "report.png").stat().st_size > 10_000
 
 
+#: Eight parameters of the kind a new user sweeps, x and y among them for Rosenbrock.
+WIDE_PARAMETERS = [
+    {"name": "x", "type": "range", "bounds": [-2.0, 2.0]},
+    {"name": "y", "type": "range", "bounds": [-2.0, 2.0]},
+    {"name": "learning_rate", "type": "range", "bounds": [1e-5, 1e-1], "log_scale": True},
+    {"name": "weight_decay", "type": "range", "bounds": [1e-6, 1e-2], "log_scale": True},
+    {"name": "dropout_rate", "type": "range", "bounds": [0.0, 0.5]},
+    {"name": "num_hidden_layers", "type": "range", "bounds": [1, 8], "value_type": "int"},
+    {"name": "batch_size", "type": "range", "bounds": [16, 512], "value_type": "int"},
+    {
+        "name": "optimizer",
+        "type": "choice",
+        "values": ["adam", "sgd", "rmsprop"],
+        "is_ordered": False,
+        "sort_values": False,
+    },
+]
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Eight trials over eight parameters on two local workers, one or more failing."""
+    from ax.service.ax_client import AxClient, ObjectiveProperties
+
+    client = AxClient(verbose_logging=False, generation_strategy=sobol_only())
+    client.create_experiment(
+        name="wide_sweep",
+        parameters=WIDE_PARAMETERS,
+        objectives={"objective": ObjectiveProperties(minimize=True)},
+    )
+    return report_screenshot.run(
+        client, report_screenshot.timed_rosenbrock, tmp_path_factory.mktemp("wide")
+    )
+
+
+#: The results table's widths, and whether the columns on demand show.
+TABLE_WIDTHS_JS = """() => {
+  const wrap = document.querySelector('.table-wrap');
+  const shown = name => Array.from(wrap.querySelectorAll('th'))
+    .filter(th => th.textContent === name && th.offsetWidth > 0).length > 0;
+  return {wrap: wrap.scrollWidth, room: wrap.clientWidth,
+          page: document.documentElement.scrollWidth, viewport: window.innerWidth,
+          job_id: shown('job_id'), workdir: shown('workdir')};
+}"""
+
 #: The trace's value axis as plotly drew it, and the best-so-far trace's values.
 TRACE_AXIS_JS = """() => {
   const plot = document.querySelector('#optimization-trace .plotly-graph-div');
@@ -419,6 +499,33 @@ TRACE_AXIS_JS = """() => {
 #: The lanes the timeline's axis names.
 LANES_JS = """() => Array.from(
   document.querySelectorAll('#timeline-of-trials .ytick text')).map(tick => tick.textContent)"""
+
+
+@pytest.mark.browser
+def test_results_table_fits_a_1280_px_page_the_rest_a_click_away(
+    browser: Any, wide: Any, tmp_path: Path
+) -> None:
+    frame = results_frame(wide)
+    assert len(frame.attrs["parameters"]) == 8
+    failed = frame.index[frame["status"] == "FAILED"]
+    assert len(failed) >= 1
+    frame.loc[failed[0], "failure_reason"] = "RuntimeError: solver diverged. " + "stderr: " * 40
+    page = report_screenshot.OfflinePage(browser, width=1280).open(
+        write_report(wide, tmp_path / "report.html", frame=frame)
+    )
+
+    before = page.evaluate(TABLE_WIDTHS_JS)
+    page.click("label[for=all-columns]")
+    page.click("table.results summary")
+    after = page.evaluate(TABLE_WIDTHS_JS)
+
+    assert before["wrap"] <= before["room"], before  # no sideways scrolling
+    assert before["page"] <= before["viewport"], before
+    assert not before["job_id"]
+    assert not before["workdir"]
+    assert after["job_id"]
+    assert after["workdir"]
+    assert page.locator("table.results details[open]").inner_text().endswith("stderr:")
 
 
 @pytest.mark.browser

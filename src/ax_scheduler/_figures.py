@@ -17,7 +17,7 @@ from plotly.subplots import make_subplots
 
 from ._valueaxis import ValueAxis, spans_decades, value_axis
 
-#: Table cells longer than this are cut, the full text kept in a tooltip.
+#: Text longer than this is cut: in a hover, and in a table cell (the rest a click away).
 MAX_CELL_CHARS = 80
 
 #: Bar colour per Ax trial status; anything else (staged, stale...) light grey.

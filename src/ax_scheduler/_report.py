@@ -3,9 +3,11 @@
 ``write_report`` turns the results table (``_table.results_frame``) into one HTML
 file that opens offline: plotly.js is inlined once in the head and every figure
 is a plotly div. Sections: a summary, the optimization trace (best so far
-against trials and against wall time), slice plots (each objective against each
-parameter), the Pareto front (two or more objectives), a timeline of trials on
-worker lanes, and the results table.
+against trials and against wall time, on an axis that outliers do not squash:
+``_valueaxis``), slice plots (each objective against each parameter), the Pareto
+front (two or more objectives), a timeline of trials on one lane per slot used,
+and the results table (what a reader needs first in the page's width, the rest
+on demand).
 
 Why plotly directly rather than Ax's analyses (``ax.analysis.plotly``): the ones
 that need no fitted model do not fit a report that must render anywhere.
@@ -26,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +58,13 @@ NO_COMPLETED = "No completed trials yet."
 
 TIME_COLUMNS = ("queued_at", "started_at", "finished_at")
 
+#: The results table's columns shown first, with the parameters and metrics.
+LEADING_COLUMNS = ("trial_index", "status")
+FIRST_FACTS = ("duration_s", "failure_reason")
+
+#: Text cells up to this long stay on one line; longer ones wrap.
+WORD_CHARS = 24
+
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 
 STYLE = """
@@ -67,11 +77,19 @@ h2 { font-size: 1.2rem; margin-top: 2rem; border-bottom: 1px solid #ddd; padding
 .summary td { padding: 0.15rem 0; }
 .empty { color: #777; font-style: italic; }
 .note { color: #666; font-size: 0.9rem; }
-.table-wrap { overflow-x: auto; max-height: 40rem; }
-table.results { border-collapse: collapse; font-size: 0.8rem; white-space: nowrap; }
-table.results th, table.results td { border: 1px solid #e3e3e3; padding: 0.2rem 0.4rem; }
-table.results th { background: #f4f4f4; position: sticky; top: 0; }
+.table-wrap { overflow: auto; max-height: 40rem; margin-top: 0.3rem; }
+table.results { border-collapse: collapse; font-size: 0.8rem; }
+table.results th, table.results td { border: 1px solid #e3e3e3; padding: 0.2rem 0.4rem;
+                                     vertical-align: top; }
+table.results th { background: #f4f4f4; position: sticky; top: 0; text-align: left; }
+table.results td { white-space: nowrap; }
 table.results td.num { text-align: right; font-variant-numeric: tabular-nums; }
+table.results td.text { white-space: normal; overflow-wrap: anywhere; min-width: 12rem;
+                        max-width: 22rem; }
+table.results summary { cursor: pointer; }
+table.results details[open] .short { display: none; }
+table.results .more { display: none; }
+#all-columns:checked ~ .table-wrap .more { display: table-cell; }
 tr.FAILED td { background: #fdeeee; }
 tr.RUNNING td { background: #eef4fb; }
 """
@@ -145,7 +163,7 @@ def render_report(
         sections.append(_section("Pareto front", _pareto(frame, columns)))
     sections += [
         _section("Timeline of trials", _timeline(frame, moment)),
-        _section("Results", _results_table(frame)),
+        _section("Results", _results_table(frame, columns)),
     ]
     return _page(heading, "\n".join(sections))
 
@@ -318,32 +336,72 @@ def timeline_bars(frame: Any, now: pd.Timestamp) -> Any:
 # --- results table ----------------------------------------------------------------
 
 
-def _results_table(frame: Any) -> str:
+def _results_table(frame: Any, columns: _Columns) -> str:
+    """The table, its first columns in the page's width; the rest behind a toggle.
+
+    A reader looks first at what was tried and what came of it: the parameters,
+    the metrics, the status, the time it took and why a trial failed. Standard
+    errors, job handles, timestamps and folders are there on demand (plain CSS: a
+    checkbox shows them), and a long failure reason opens from its cell.
+    """
     if frame.empty:
         return _empty("No trials yet.")
-    header = "".join(f"<th>{html.escape(str(column))}</th>" for column in frame.columns)
-    rows = "\n".join(_table_row(row) for row in frame.itertuples(index=False))
+    first = {*LEADING_COLUMNS, *columns.parameters, *columns.metrics, *FIRST_FACTS}
+    shown = [column in first for column in frame.columns]
+    header = "".join(
+        _header(column, at_first) for column, at_first in zip(frame.columns, shown, strict=True)
+    )
+    rows = "\n".join(_table_row(row, shown) for row in frame.itertuples(index=False))
     return (
-        '<div class="table-wrap"><table class="results">\n'
+        _more_toggle([c for c in frame.columns if c not in first])
+        + '<div class="table-wrap"><table class="results">\n'
         f"<thead><tr>{header}</tr></thead>\n<tbody>\n{rows}\n</tbody></table></div>"
     )
 
 
-def _table_row(row: Sequence[Any]) -> str:
+def _more_toggle(hidden: list[str]) -> str:
+    if not hidden:
+        return ""
+    names = html.escape(", ".join(hidden))
+    return (
+        '<input type="checkbox" id="all-columns">'
+        f'<label for="all-columns" class="note"> Show the other columns too: {names}</label>\n'
+    )
+
+
+def _header(column: Any, at_first: bool) -> str:
+    # Long names break at an underscore rather than widen a column of numbers
+    # (not before a last word of one or two letters: duration_s, job_id).
+    name = re.sub(r"_(?=[^_]{3})", "_<wbr>", html.escape(str(column)))
+    return f"<th>{name}</th>" if at_first else f'<th class="more">{name}</th>'
+
+
+def _table_row(row: Sequence[Any], shown: list[bool]) -> str:
     status = html.escape(str(row[1]), quote=True)  # the second column, after trial_index
-    return f'<tr class="{status}">' + "".join(_cell(value) for value in row) + "</tr>"
+    cells = "".join(_cell(value, at_first) for value, at_first in zip(row, shown, strict=True))
+    return f'<tr class="{status}">{cells}</tr>'
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, at_first: bool) -> str:
+    kind, content = _cell_content(value)
+    classes = " ".join(name for name in (kind, "" if at_first else "more") if name)
+    return f'<td class="{classes}">{content}</td>' if classes else f"<td>{content}</td>"
+
+
+def _cell_content(value: Any) -> tuple[str, str]:
+    """How the cell is laid out (its class) and its HTML."""
     if not present(value):
-        return "<td></td>"
+        return "", ""
     if isinstance(value, int | float | np.number) and not isinstance(value, bool):
-        return f'<td class="num">{html.escape(_format_value(value))}</td>'
+        return "num", html.escape(_format_value(value))
     text = _format_value(value)
-    if len(text) <= MAX_CELL_CHARS:
-        return f"<td>{html.escape(text)}</td>"
-    title = html.escape(text, quote=True)
-    return f'<td title="{title}">{html.escape(shorten(text))}</td>'
+    if len(text) <= WORD_CHARS:  # a status, a choice, a time: on one line
+        return "", html.escape(text)
+    if len(text) <= MAX_CELL_CHARS:  # a sentence or a path: wrapped in the cell's width
+        return "text", html.escape(text)
+    # Cut, the whole text a click away (and wrapped, when open).
+    short = f'<span class="short">{html.escape(shorten(text))}</span>'
+    return "text", f"<details><summary>{short}</summary>{html.escape(text)}</details>"
 
 
 # --- formatting -------------------------------------------------------------------
