@@ -88,6 +88,29 @@ def test_joblib_runner_rejects_bad_arguments(kwargs: dict[str, object], message:
         JobLibRunner(**kwargs)  # type: ignore[arg-type]
 
 
+def test_joblib_runner_takes_the_older_packages_config_argument() -> None:
+    assert JobLibRunner(n_jobs=2, config={}).capacity == 2
+    assert JobLibRunner(n_jobs=2, config=None).capacity == 2
+
+
+@pytest.mark.parametrize(
+    ("config", "instead"),
+    [
+        ({"tmp_dir": "./tmp"}, "config={'job_output_dir': <tmp_dir>}"),
+        ({"container_engine": "docker"}, "DockerRunner()"),
+        ({"n_job": 4}, "unknown config key 'n_job': JobLibRunner takes n_jobs and backend"),
+    ],
+)
+def test_joblib_runner_config_keys_say_what_to_write_instead(
+    config: dict[str, object], instead: str
+) -> None:
+    # The older package's enhanced example passes both tmp_dir and container_engine.
+    with pytest.raises(ConfigError) as raised:
+        JobLibRunner(n_jobs=-1, config=config)
+    assert instead in str(raised.value)
+    assert repr(next(iter(config))) in str(raised.value)
+
+
 def test_n_jobs_minus_one_means_all_cores() -> None:
     from joblib import cpu_count
 

@@ -41,6 +41,41 @@ logger = logging.getLogger("ax_scheduler")
 BACKENDS = ("loky", "threading")
 
 
+#: The older ``scheduler`` package's ``JobLibRunner(config=...)`` keys, and what to write here.
+OLDER_CONFIG_KEYS = {
+    "tmp_dir": (
+        "trial folders go under the scheduler's job_output_dir here (a failed trial keeps"
+        " its folder): write AxScheduler(client, runner, config={'job_output_dir': <tmp_dir>})"
+    ),
+    "container_engine": (
+        "JobLibRunner runs function and script objectives; containers run on"
+        " DockerRunner() (docker) or SlurmRunner(config={'container_options':"
+        " {'engine': 'singularity'}}) (singularity, apptainer): drop the key"
+    ),
+}
+
+
+def check_config(config: Mapping[str, Any] | None) -> None:
+    """``JobLibRunner(config=...)``: the older package's shape, with no key that means
+    anything for a local pool here; each key it knew gets what to write instead.
+
+    Raises:
+        ConfigError: ``config`` is not a dict, or has a key.
+    """
+    if config is None:
+        return
+    if not isinstance(config, Mapping):
+        raise ConfigError(f"config must be a dict, got {type(config).__name__}: {config!r}")
+    problems = [
+        f"config key {key!r}: {OLDER_CONFIG_KEYS[key]}"
+        if key in OLDER_CONFIG_KEYS
+        else f"unknown config key {key!r}: JobLibRunner takes n_jobs and backend, no config keys"
+        for key in config
+    ]
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
 def resolve_n_jobs(n_jobs: int) -> int:
     """joblib's convention: ``-1`` is all cores, ``-2`` all but one, and so on."""
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0:
@@ -99,15 +134,21 @@ class JobLibRunner(Runner):
             ``__main__``, closures and lambdas work. ``"threading"`` runs trials
             in threads of the driver, for objectives that release the GIL or
             wait on I/O; a cancelled thread cannot be killed and runs to its end.
+        config: Accepted for the older ``scheduler`` package's shape; it has no
+            keys here. Its ``tmp_dir`` and ``container_engine`` raise a
+            ConfigError that says what to write instead.
 
     Raises:
-        ValueError: ``n_jobs`` or ``backend`` is invalid.
+        ConfigError: ``n_jobs``, ``backend`` or ``config`` is invalid.
     """
 
     kind = "joblib"
     objective_types = (FunctionObjective, ScriptObjective)
 
-    def __init__(self, n_jobs: int = 1, backend: str = "loky") -> None:
+    def __init__(
+        self, n_jobs: int = 1, backend: str = "loky", config: Mapping[str, Any] | None = None
+    ) -> None:
+        check_config(config)
         if backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self.n_jobs = resolve_n_jobs(n_jobs)
