@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
@@ -154,6 +155,19 @@ def test_migration_example_runs_function_then_script_on_the_loaded_run(tmp_path:
     assert "best parameters: {'x'" in out
     assert (tmp_path / "migrated.json").exists()
     assert len(list((tmp_path / "ax_scheduler_output").glob("migrated-trial-*"))) == 6
+
+
+@pytest.mark.slow
+def test_migrated_multi_objective_example_picks_a_pareto_point(tmp_path: Path) -> None:
+    # The older package's enhanced example indexed the Pareto list by a parameter name.
+    out = run_example("migrated_detector_optimization.py", tmp_path)
+    count, first = re.search(r"(\d+) Pareto-optimal designs; the first: (\{.*\})", out).groups()
+    assert int(count) >= 1
+    assert set(ast.literal_eval(first)) == {"field_strength", "detector_length", "detector_radius"}
+    for metric in ("resolution", "acceptance", "cost"):
+        assert re.search(rf"^{metric}: \d+\.\d{{4}}$", out, re.MULTILINE)
+    # cleanup_after_completion: the completed trials left no folder behind.
+    assert list((tmp_path / "detector_outputs").glob("*")) == []
 
 
 @pytest.mark.slow
