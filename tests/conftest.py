@@ -160,6 +160,26 @@ def no_leaked_workers() -> Iterator[None]:
     assert not leaked, f"worker processes left running: {sorted(leaked)}"
 
 
+REPOSITORY_OUTPUT = Path(__file__).parents[1] / "ax_scheduler_output"
+
+
+def repository_trial_folders() -> set[str]:
+    return set(os.listdir(REPOSITORY_OUTPUT)) if REPOSITORY_OUTPUT.is_dir() else set()
+
+
+@pytest.fixture(autouse=True)
+def no_trial_folders_in_the_repository(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests write trials into temporary directories, never the checkout's
+    ``ax_scheduler_output/`` (the default ``job_output_dir`` when run from there)."""
+    before = repository_trial_folders()
+    yield
+    written = sorted(repository_trial_folders() - before)
+    assert not written, (
+        f"{request.node.nodeid} wrote {len(written)} trial folders into {REPOSITORY_OUTPUT}"
+        f" ({', '.join(written[:3])} ...): give it a tmp_path job_output_dir or cwd"
+    )
+
+
 TESTS = str(Path(__file__).parent)
 LIBRARY = str(Path(ax_scheduler.__file__).parent)
 ASYNC_CODE = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,23 +14,37 @@ ROOT = Path(__file__).parents[1]
 
 
 def run_bench(*argv: str, timeout: float = 600) -> str:
-    result = subprocess.run(
-        [sys.executable, *argv], capture_output=True, text=True, timeout=timeout, cwd=ROOT
-    )
+    """Run a bench script as people do, from a scratch directory: whatever it writes
+    in its working directory (trial folders, checkpoints) stays out of the repository."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    script = [str(ROOT / argv[0]), *argv[1:]] if argv[0].endswith(".py") else list(argv)
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        result = subprocess.run(
+            [sys.executable, *script],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=scratch,
+            env=env,
+        )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # 17 runs, each in a fresh interpreter that imports Ax
+@pytest.mark.timeout(600)  # 8 runs, each in a fresh interpreter that imports Ax
 def test_comparison_suite_runs_every_tool_and_ours_completes_every_trial() -> None:
-    """``python -m bench --quick``: every tool runs each workload (the suite raises
-    if any tool, ours included, ends with fewer COMPLETED trials than asked for);
-    the ratios are for people to read, not asserted on a noisy machine."""
-    out = run_bench("-m", "bench", "--quick", timeout=900)
+    """``python -m bench --quick --workloads bd``: every tool runs workload (b) (the
+    suite raises if any tool, ours included, ends with fewer COMPLETED trials than
+    asked for), and (d) runs; the ratios are for people to read, not asserted on a
+    noisy machine. (a) and (c) run the same tools' code on other workloads: they are
+    left out here for time (about 100 s)."""
+    out = run_bench("-m", "bench", "--quick", "--workloads", "bd", timeout=600)
     tables = out.split("# Results", 1)[1]
-    for workload in ("(a) 8 x 0.5 s sleep", "(b) 20 x no-op", "(c) 8 x 0.5 s sleep"):
-        assert workload in tables
+    assert "(b) 20 x no-op" in tables
     for tool in (
         "ax-scheduler, AxClient",
         "ax-scheduler, Client",
