@@ -69,7 +69,7 @@ def tools(with_optuna: bool) -> list[Tool]:
 
     found = [
         Tool(OURS, ours_and_loops.run_ours, "abc"),
-        Tool(OURS_MODERN, ours_and_loops.run_ours_modern, "c"),
+        Tool(OURS_MODERN, ours_and_loops.run_ours_modern, "bc"),
         Tool("Ax Client.run_trials", ax_official.run_client_run_trials, "abc"),
         Tool("Ax Orchestrator, 0 s polls", ax_official.run_orchestrator, "abc"),
         Tool("AxClient + ProcessPool loop", ours_and_loops.run_hand_loop, "abc"),
