@@ -157,7 +157,9 @@ def _runner_model(kind: str, runner: type[Runner]) -> type[BaseModel]:
     fields: dict[str, Any] = {"type": (Literal[kind], ...)}
     for name, parameter in inspect.signature(runner.__init__).parameters.items():
         if parameter.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD or name == "self":
-            continue  # keyword-only arguments are for tests (fake transports, clocks)
+            # Keyword-only arguments are for tests (fake transports, clocks) and for
+            # older code (JobLibRunner's config, which has no keys here).
+            continue
         default = ... if parameter.default is inspect.Parameter.empty else parameter.default
         fields[name] = (OPTION_MODELS.get((kind, name), Any), default)
     config = ConfigDict(extra="forbid", frozen=True)

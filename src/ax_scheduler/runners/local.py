@@ -146,7 +146,7 @@ class JobLibRunner(Runner):
     objective_types = (FunctionObjective, ScriptObjective)
 
     def __init__(
-        self, n_jobs: int = 1, backend: str = "loky", config: Mapping[str, Any] | None = None
+        self, n_jobs: int = 1, backend: str = "loky", *, config: Mapping[str, Any] | None = None
     ) -> None:
         check_config(config)
         if backend not in BACKENDS:
