@@ -4,16 +4,21 @@ Everything a row shows is in the experiment (parameters, data, status) or in the
 run metadata the scheduler records with each trial (runner, job id, host, times,
 trial directory, failure reason), so the same table comes from a live scheduler,
 a saved ``run.json`` or a checkpoint.
+
+It has two forms. :class:`TrialTable` holds plain JSON values: each checkpoint
+stores one beside Ax's snapshot, so ``ax-scheduler status`` can print a run
+without importing Ax or pandas (seconds of start-up). :func:`results_frame` is
+the same rows as a ``pandas.DataFrame``, for ``results()`` and the report; pandas
+is imported only there.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
-
-import pandas as pd
 
 from ._runmetadata import RUN_METADATA_KEY
 
@@ -35,6 +40,109 @@ TRAILING = (
     "stdout",
     "stderr",
 )
+#: The columns that hold times: seconds since the epoch in a TrialTable, UTC
+#: timestamps in the frame.
+TIME_COLUMNS = ("queued_at", "started_at", "finished_at")
+
+#: The layout of :meth:`TrialTable.to_json`; a reader given another falls back to Ax.
+TABLE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrialTable:
+    """The results table as plain values: one list per trial, in :attr:`columns` order.
+
+    Missing values are None and times are seconds since the epoch, so the table
+    goes through ``json`` and back unchanged.
+
+    Attributes:
+        name: The experiment's name.
+        parameters: The parameter names, in the search space's order.
+        metrics: The metric names, sorted.
+        objectives: Objective metric name -> ``"minimize"`` or ``"maximize"``.
+        rows: One list of cells per trial, sorted by trial index.
+    """
+
+    name: str
+    parameters: list[str]
+    metrics: list[str]
+    objectives: dict[str, str]
+    rows: list[list[Any]]
+
+    @property
+    def columns(self) -> list[str]:
+        """The column names (see :func:`results_frame`)."""
+        return columns_of(self.parameters, self.metrics)
+
+    def records(self) -> list[dict[str, Any]]:
+        """One dict per trial: column name -> value."""
+        columns = self.columns
+        return [dict(zip(columns, row, strict=True)) for row in self.rows]
+
+    def to_json(self) -> dict[str, Any]:
+        """The table as a JSON object, as a checkpoint stores it."""
+        return {
+            "version": TABLE_VERSION,
+            "name": self.name,
+            "parameters": self.parameters,
+            "metrics": self.metrics,
+            "objectives": self.objectives,
+            "columns": self.columns,
+            "rows": self.rows,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> TrialTable | None:
+        """The table :meth:`to_json` wrote, or None for anything else.
+
+        None for a missing table, another version or a table whose parts do not
+        fit together: the caller then reads the trials from Ax's snapshot instead.
+        """
+        if not isinstance(data, dict) or data.get("version") != TABLE_VERSION:
+            return None
+        try:
+            table = cls(
+                str(data["name"]),
+                list(data["parameters"]),
+                list(data["metrics"]),
+                dict(data["objectives"]),
+                [list(row) for row in data["rows"]],
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+        width = len(table.columns)
+        if data.get("columns") != table.columns or any(len(row) != width for row in table.rows):
+            return None
+        return table
+
+
+def columns_of(parameters: list[str], metrics: list[str]) -> list[str]:
+    """The table's columns for these parameters and metrics."""
+    metric_columns = [column for name in metrics for column in (name, f"{name}_sem")]
+    return [*LEADING, *parameters, *metric_columns, *TRAILING]
+
+
+def trial_table(experiment: Any, live: Mapping[int, Mapping[str, Any]] | None = None) -> TrialTable:
+    """One row per trial of ``experiment``, as plain values (see :func:`results_frame`).
+
+    Args:
+        experiment: An Ax ``Experiment``.
+        live: Facts about running trials not yet in the run metadata (trial
+            index -> the job's info), merged over it.
+
+    Returns:
+        The table.
+    """
+    parameters = list(experiment.search_space.parameters)
+    metrics = sorted(experiment.metrics)
+    data = _data_by_trial(experiment)
+    rows = [
+        _row(trial, parameters, metrics, data.get(int(index), {}), (live or {}).get(int(index)))
+        for index, trial in sorted(experiment.trials.items())
+    ]
+    return TrialTable(
+        str(experiment.name), parameters, metrics, objective_directions(experiment), rows
+    )
 
 
 def results_frame(experiment: Any, live: Mapping[int, Mapping[str, Any]] | None = None) -> Any:
@@ -59,23 +167,27 @@ def results_frame(experiment: Any, live: Mapping[int, Mapping[str, Any]] | None 
     Returns:
         A ``pandas.DataFrame``.
     """
-    parameters = list(experiment.search_space.parameters)
-    metrics = sorted(experiment.metrics)
-    data = _data_by_trial(experiment)
-    rows = [
-        _row(trial, parameters, metrics, data.get(int(index), {}), (live or {}).get(int(index)))
-        for index, trial in sorted(experiment.trials.items())
-    ]
-    metric_columns = [column for name in metrics for column in (name, f"{name}_sem")]
-    columns = [*LEADING, *parameters, *metric_columns, *TRAILING]
-    frame = pd.DataFrame(rows, columns=columns)
-    for column in ("queued_at", "started_at", "finished_at"):
-        frame[column] = pd.to_datetime(frame[column], utc=True)
+    return table_frame(trial_table(experiment, live))
+
+
+def table_frame(table: TrialTable) -> Any:
+    """A :class:`TrialTable` as the ``pandas.DataFrame`` :func:`results_frame` returns."""
+    import pandas as pd  # here: a checkpoint's table is read and printed without pandas
+
+    columns = table.columns
+    frame = pd.DataFrame(table.rows, columns=columns)
+    for column in TIME_COLUMNS:
+        at = columns.index(column)
+        stamps = [_timestamp(row[at]) for row in table.rows]
+        frame[column] = pd.to_datetime(pd.Series(stamps, dtype=object), utc=True)
     frame["duration_s"] = frame["duration_s"].astype("float64")
-    for column in metric_columns:
-        frame[column] = frame[column].astype("float64")
+    for name in table.metrics:
+        frame[name] = frame[name].astype("float64")
+        frame[f"{name}_sem"] = frame[f"{name}_sem"].astype("float64")
     frame.attrs.update(
-        parameters=parameters, metrics=metrics, objectives=objective_directions(experiment)
+        parameters=list(table.parameters),
+        metrics=list(table.metrics),
+        objectives=dict(table.objectives),
     )
     return frame
 
@@ -113,36 +225,57 @@ def _row(
     live: Mapping[str, Any] | None,
 ) -> list[Any]:
     info = {**trial.run_metadata.get(RUN_METADATA_KEY, {}), **(live or {})}
-    arm = trial.arms[0] if trial.arms else None
+    status = trial.status  # each read of an Ax property costs: once (a table per checkpoint)
+    # Trial.arm: Trial.arms reads it twice; a BatchTrial has only arms.
+    arm = trial.arm if hasattr(type(trial), "arm") else next(iter(trial.arms), None)
     values = arm.parameters if arm is not None else {}
-    measured = [value for name in metrics for value in data.get(name, (math.nan, math.nan))]
-    queued = info.get("dispatched_at", _epoch(trial.time_run_started or trial.time_created))
-    started = info.get("started_at", _epoch(trial.time_run_started))
-    finished = info.get("finished_at", _epoch(trial.time_completed))
-    if finished is None and trial.status.is_terminal:
+    measured = [_number(value) for name in metrics for value in data.get(name, (None, None))]
+    # Ax's times only where the run metadata has none (read lazily: a table per checkpoint).
+    queued = _time(info, "dispatched_at", lambda: trial.time_run_started or trial.time_created)
+    started = _time(info, "started_at", lambda: trial.time_run_started)
+    finished = _time(info, "finished_at", lambda: trial.time_completed)
+    if finished is None and status.is_terminal:
         finished = _epoch(getattr(trial, "time_staged", None))
-    duration = finished - started if started is not None and finished is not None else math.nan
+    duration = finished - started if started is not None and finished is not None else None
     workdir = None if info.get("files_removed") else info.get("job_dir")
     reason = info.get("failure_reason") or getattr(trial, "failed_reason", None)
-    if trial.status.name == "ABANDONED":
+    if status.name == "ABANDONED":
         reason = reason or getattr(trial, "abandoned_reason", None)
     return [
         int(trial.index),
-        trial.status.name,
-        *(values.get(name) for name in parameters),
+        status.name,
+        *(_plain(values.get(name)) for name in parameters),
         *measured,
-        reason if not trial.status.is_completed else None,
+        reason if not status.is_completed else None,
         info.get("runner"),
         _job_id(info),
         info.get("host"),
-        _timestamp(queued),
-        _timestamp(started),
-        _timestamp(finished),
+        queued,
+        started,
+        finished,
         duration,
         workdir,
         f"{workdir}/stdout.log" if workdir else None,
         f"{workdir}/stderr.log" if workdir else None,
     ]
+
+
+def _number(value: float | None) -> float | None:
+    """A measurement as JSON holds it: None where Ax has NaN (no value, or no SEM)."""
+    return None if value is None or math.isnan(value) else value
+
+
+def _plain(value: Any) -> Any:
+    """A parameter value as a Python scalar: a numpy one (``item()``) would not go to JSON."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
+
+
+def _time(
+    info: Mapping[str, Any], key: str, ax_time: Callable[[], dt.datetime | None]
+) -> float | None:
+    """The run metadata's time ``key``, else Ax's, as seconds since the epoch."""
+    return info[key] if key in info else _epoch(ax_time())
 
 
 def _job_id(info: Mapping[str, Any]) -> str | None:
@@ -158,4 +291,6 @@ def _epoch(moment: dt.datetime | None) -> float | None:
 
 
 def _timestamp(seconds: float | None) -> Any:
+    import pandas as pd
+
     return None if seconds is None else pd.Timestamp(seconds, unit="s", tz="UTC")
