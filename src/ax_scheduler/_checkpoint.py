@@ -1,10 +1,16 @@
 """Checkpoints: the experiment and the scheduler's state, rewritten after every change.
 
 A checkpoint is one JSON file: a small header (format version, experiment name,
-runner kind, the scheduler's options) and Ax's own JSON snapshot of the client,
-whose trials carry each job's handle in their run metadata. It is always written
-whole (temp file, fsync, rename), so a crash leaves the previous or the next
-version, never half of one.
+runner kind, the scheduler's options), the results table (``_table.TrialTable``,
+under :data:`TABLE_KEY`) and Ax's own JSON snapshot of the client, whose trials
+carry each job's handle in their run metadata. It is always written whole (temp
+file, fsync, rename), so a crash leaves the previous or the next version, never
+half of one.
+
+The table is made on the Ax thread in the same call as the snapshot, so the two
+agree. It is what ``ax-scheduler status`` prints, read with ``json`` alone:
+decoding the snapshot means importing Ax, torch and BoTorch, seconds before the
+first line. A checkpoint without one (an older ax-scheduler's) is read through Ax.
 
 Writes are coalesced and paced. While one is in progress, further changes only
 mark the state dirty, and one more write follows that includes all of them. After
@@ -20,23 +26,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._aio import shielded
 from ._exceptions import CheckpointError
+
+if TYPE_CHECKING:
+    from ._ax import AxAdapter
+    from ._table import TrialTable
 
 logger = logging.getLogger("ax_scheduler")
 
 #: The header key that marks a file as an ax-scheduler checkpoint, and its version.
 FORMAT_KEY = "ax_scheduler_checkpoint"
 FORMAT_VERSION = 1
+#: The header key of the results table (``_table.TrialTable.to_json()``). Adding
+#: it kept FORMAT_VERSION: readers that do not know it ignore it.
+TABLE_KEY = "table"
 
 #: A routine write waits this many times the previous write's duration: at most
 #: about 1/20 = 5 % of the time goes to checkpoints.
@@ -67,9 +81,63 @@ class Checkpoint:
         return len(experiment.get("trials", {}) or {})
 
 
-def encode(header: dict[str, Any], client: dict[str, Any]) -> str:
-    """The checkpoint file's text."""
-    return json.dumps({FORMAT_KEY: FORMAT_VERSION, **header, "client": client})
+@dataclass(frozen=True)
+class Snapshot:
+    """What one checkpoint write stores from the Ax thread, taken in one call.
+
+    Attributes:
+        client: Ax's JSON snapshot of the client.
+        table: The results table as JSON, or None if it could not be made.
+    """
+
+    client: dict[str, Any]
+    table: dict[str, Any] | None
+
+
+def take_snapshot(adapter: AxAdapter) -> Snapshot:
+    """Ax's snapshot and the results table of the same moment (call on the Ax thread)."""
+    from ._table import trial_table
+
+    client = adapter.snapshot()
+    try:
+        table = _as_the_snapshot_holds(trial_table(adapter.experiment)).to_json()
+    except Exception as exc:  # noqa: BLE001 - the table only saves time; the snapshot is the run
+        logger.warning("checkpoint written without its results table: %r", exc)
+        return Snapshot(client, None)
+    return Snapshot(client, table)
+
+
+def _as_the_snapshot_holds(table: TrialTable) -> TrialTable:
+    """The table with the measurements Ax's snapshot holds, not the ones measured.
+
+    Ax's JSON store writes data with pandas' ``to_json`` (10 decimal places) and
+    reads it back with ``read_json``: a resumed run, and ``status`` of a file
+    without a table, see those values. The same two calls make the table's, so
+    ``status`` prints the same whichever way it reads the file.
+    """
+    import pandas as pd
+
+    measured = {column for metric in table.metrics for column in (metric, f"{metric}_sem")}
+    at = [index for index, column in enumerate(table.columns) if column in measured]
+    values = [row[index] for row in table.rows for index in at]
+    if not values:
+        return table
+    text = pd.Series(values, dtype="float64").to_json(orient="values")
+    stored = iter(pd.read_json(io.StringIO(text), typ="series", orient="values", dtype=False))
+    rows = [list(row) for row in table.rows]
+    for row in rows:
+        for index in at:
+            value = next(stored)
+            row[index] = None if pd.isna(value) else float(value)
+    return replace(table, rows=rows)
+
+
+def encode(
+    header: dict[str, Any], client: dict[str, Any], table: dict[str, Any] | None = None
+) -> str:
+    """The checkpoint file's text; Ax's snapshot last, after the small parts."""
+    parts = {} if table is None else {TABLE_KEY: table}
+    return json.dumps({FORMAT_KEY: FORMAT_VERSION, **header, **parts, "client": client})
 
 
 def read_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
@@ -158,7 +226,8 @@ class Checkpointer:
     Args:
         path: The checkpoint file.
         header: Returns the header fields (cheap; called on the event loop).
-        snapshot: Returns Ax's JSON snapshot (runs on the scheduler's Ax thread).
+        snapshot: Returns Ax's JSON snapshot and the results table (on the
+            scheduler's Ax thread: see :func:`take_snapshot`).
         write: Writes text to a path atomically (runs in a worker thread).
     """
 
@@ -166,7 +235,7 @@ class Checkpointer:
         self,
         path: Path,
         header: Callable[[], dict[str, Any]],
-        snapshot: Callable[[], Awaitable[dict[str, Any]]],
+        snapshot: Callable[[], Awaitable[Snapshot]],
         write: Callable[[Path, str], None],
     ) -> None:
         self.path = path
@@ -224,8 +293,8 @@ class Checkpointer:
             started = time.perf_counter()
             including = self._changes
             header = self._header()
-            client = await self._snapshot()
-            text = await asyncio.to_thread(encode, header, client)
+            snapshot = await self._snapshot()
+            text = await asyncio.to_thread(encode, header, snapshot.client, snapshot.table)
             try:
                 await asyncio.to_thread(self._write, self.path, text)
             except OSError as exc:

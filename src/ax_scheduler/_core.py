@@ -22,6 +22,7 @@ one injected clock (``_clock``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
 from pathlib import Path
@@ -31,7 +32,7 @@ from . import _outputs
 from ._ax import AxAdapter
 from ._axthread import AxThread
 from ._batch import Batch, Batches
-from ._checkpoint import Checkpointer
+from ._checkpoint import Checkpointer, take_snapshot
 from ._clock import REAL_CLOCK, Clock
 from ._config import SchedulerConfig
 from ._context import Context
@@ -102,7 +103,7 @@ class Scheduler:
         path = self.config.checkpoint_path
         if path is None:
             return None
-        snapshot = self.ax.snapshot
+        snapshot = functools.partial(take_snapshot, self.ax)
         return Checkpointer(
             path.expanduser().absolute(),
             self._checkpoint_header,
