@@ -5,7 +5,8 @@ trials failed, the report could not be written); 2 bad input (an invalid
 experiment file, a file that is not a checkpoint, bad options); 130 Ctrl-C.
 
 Ax is imported only by the commands that need it, after the experiment file is
-checked: ``--help`` and a mistake in the file answer at once.
+checked: ``--help`` and a mistake in the file answer at once, and ``status`` and
+``report`` read the results table a checkpoint keeps without it.
 
 The package's modules, by concern:
 
@@ -15,6 +16,7 @@ The package's modules, by concern:
 - ``inputs``: the files a command is given: their kind, checkpoints, Ax snapshots;
 - ``running``: running the trials of a file;
 - ``output``: tables, CSV, JSON and summaries;
+- ``tables``: a table drawn line by line, fast, as rich draws it;
 - ``models``: the experiment file's pydantic models;
 - ``spec``: loading and checking an experiment file, building its runner;
 - ``objective``: checking and setting its objective;

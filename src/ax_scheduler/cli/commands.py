@@ -18,7 +18,7 @@ import typer
 
 from . import logs
 from .errors import EXIT_BAD_INPUT, CommandError, exit_codes
-from .inputs import expect, load_experiment, read_json, stored_max_trials
+from .inputs import expect, load_trials, read_json, stored_max_trials
 from .output import Format, print_trials
 from .running import drive, new_scheduler, refuse_to_overwrite, resumed_scheduler
 
@@ -198,13 +198,10 @@ def status(
     from .filekinds import Use
 
     with _command(verbose=False, quiet=True):
-        kind = expect(run_json, Use.STATUS)  # before Ax's import: a wrong file answers at once
-        logs.import_ax(verbose=False)
-        experiment, header = load_experiment(run_json, kind)
-        from .._table import results_frame
-
-        title = f"{experiment.name} ({run_json})"
-        print_trials(results_frame(experiment), output_format, title, stored_max_trials(header))
+        kind = expect(run_json, Use.STATUS)
+        trials, header = load_trials(run_json, kind)  # Ax only for files without a table
+        title = f"{trials.name} ({run_json})"
+        print_trials(trials, output_format, title, stored_max_trials(header))
 
 
 @app.command(
@@ -226,12 +223,14 @@ def report(
 
     with _command(verbose=False, quiet=True):
         kind = expect(run_json, Use.REPORT)
-        logs.import_ax(verbose=False)
-        experiment, _ = load_experiment(run_json, kind)
+        trials, _ = load_trials(run_json, kind)
         from .._report import write_report
+        from .._table import table_frame
 
         try:
-            written = write_report(experiment, output, title=title)
+            # The report draws from the frame alone; of the experiment it reads only
+            # the name, which the table has.
+            written = write_report(trials, output, frame=table_frame(trials), title=title)
         except OSError as exc:
             raise CommandError(f"cannot write the report {output}: {exc}") from None
         typer.echo(f"wrote {written}")

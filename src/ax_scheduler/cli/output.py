@@ -1,17 +1,27 @@
-"""What the commands print: the trials as a table, CSV or JSON, and a run's summary."""
+"""What the commands print: the trials as a table, CSV or JSON, and a run's summary.
+
+Everything here works on a :class:`~.._table.TrialTable` of plain values, with the
+standard library and rich: ``status`` prints a checkpoint's trials without pandas.
+"""
 
 from __future__ import annotations
 
-import math
+import csv
+import datetime as dt
+import json
 import os
+import re
 import sys
+from collections import Counter
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
+
+from .._table import TIME_COLUMNS, TrialTable
+from .tables import Column, draw, folded, width_of
 
 STATUS_STYLES = {"COMPLETED": "green", "FAILED": "red", "ABANDONED": "yellow", "RUNNING": "cyan"}
 REASON_WIDTH = 60
@@ -27,35 +37,67 @@ class Format(StrEnum):
     json = "json"
 
 
-def print_trials(frame: Any, output_format: Format, title: str, total: int | None) -> None:
-    """Print a results frame (``_table.results_frame``): a table and a summary, or CSV or JSON.
+def print_trials(table: TrialTable, output_format: Format, title: str, total: int | None) -> None:
+    """Print a run's trials: a table and a summary, or CSV or JSON with every column.
 
     Args:
-        frame: The trials.
+        table: The trials.
         output_format: How to print them.
         title: The table's title.
         total: The run's max_trials, for the summary, if known.
     """
     if output_format is Format.csv:
-        sys.stdout.write(frame.to_csv(index=False))
+        write_csv(table)
     elif output_format is Format.json:
-        sys.stdout.write(frame.to_json(orient="records", date_format="iso", indent=2) + "\n")
+        sys.stdout.write(json.dumps(exported(table), indent=2) + "\n")
     else:
         console = Console()
-        console.print(_trials_table(frame, title))
-        print_summary(console, frame, total)
+        print_table(console, title, *_trials_cells(table))
+        print_summary(console, table, total)
 
 
-def print_summary(console: Console, frame: Any, total: int | None) -> None:
+def print_table(
+    console: Console, title: str, columns: list[Column], rows: list[list[Text]]
+) -> None:
+    """Print a table whole, one line per row, or folded to fit a terminal narrower than it.
+
+    A pipe or a file has no width to fit: there each row stays on one line however
+    wide (grep, sort and ``less -S`` need whole rows), not folded at 80 columns.
+    """
+    if console.is_terminal and width_of(columns, rows) > console.width:
+        console.print(folded(title, columns, rows))
+    else:
+        console.print(draw(title, columns, rows), soft_wrap=True)
+
+
+def write_csv(table: TrialTable) -> None:
+    """Every column of every trial as CSV on stdout: empty cells where a value is missing."""
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(table.columns)
+    for record in exported(table):
+        writer.writerow(["" if value is None else value for value in record.values()])
+
+
+def exported(table: TrialTable) -> list[dict[str, Any]]:
+    """The trials as CSV and JSON show them: times as ISO 8601 in UTC, missing as None."""
+    records = table.records()
+    for record in records:
+        for column in TIME_COLUMNS:
+            record[column] = _iso(record[column])
+    return records
+
+
+def print_summary(console: Console, table: TrialTable, total: int | None) -> None:
     """How many trials are in each state, and the best one of a single objective."""
-    counts = frame["status"].value_counts()
-    states = ", ".join(f"{count} {state}" for state, count in counts.items())
+    counts = Counter(record["status"] for record in table.records())
+    # Most common first; equal counts in the order of their first trial.
+    states = ", ".join(f"{count} {state}" for state, count in counts.most_common())
     target = f" (max_trials {total})" if total is not None else ""
-    console.print(f"{len(frame)} trials: {states or 'none yet'}{target}", **PLAIN)
-    best = _best_row(frame)
+    console.print(f"{len(table.rows)} trials: {states or 'none yet'}{target}", **PLAIN)
+    best = _best_row(table)
     if best is not None:
         metric, row = best
-        parameters = ", ".join(f"{name}={_number(row[name])}" for name in frame.attrs["parameters"])
+        parameters = ", ".join(f"{name}={_number(row[name])}" for name in table.parameters)
         console.print(
             f"best: trial {row['trial_index']}, {metric}={_number(row[metric])} ({parameters})",
             **PLAIN,
@@ -70,55 +112,72 @@ def shown(path: Path) -> str:
         return str(path)
 
 
-def _trials_table(frame: Any, title: str) -> Table:
-    metrics = frame.attrs["metrics"]
-    table = Table(title=title, title_justify="left")
-    for name in ("trial", "status", "parameters", *metrics, "job", "duration", "reason"):
-        numeric = name in ("trial", "duration", *metrics)
-        table.add_column(name, justify="right" if numeric else "left", overflow="fold")
-    for row in frame.to_dict("records"):
-        # Text, not markup: a parameter value or a reason may hold "[...]".
-        table.add_row(
+def _trials_cells(trials: TrialTable) -> tuple[list[Column], list[list[Text]]]:
+    """The columns and the cells of the trials table (reasons truncated; see csv/json)."""
+    metrics = trials.metrics
+    numeric = ("trial", "duration", *metrics)
+    names = ("trial", "status", "parameters", *metrics, "job", "duration", "reason")
+    columns = [Column(name, right=name in numeric) for name in names]
+    # Text, not markup: a parameter value or a reason may hold "[...]".
+    rows = [
+        [
             Text(str(row["trial_index"])),
             Text(row["status"], style=STATUS_STYLES.get(row["status"], "")),
-            Text(", ".join(f"{name}={_number(row[name])}" for name in frame.attrs["parameters"])),
+            _one_line(", ".join(f"{name}={_number(row[name])}" for name in trials.parameters)),
             *(Text(_measurement(row[name], row[f"{name}_sem"])) for name in metrics),
-            Text(" ".join(str(part) for part in (row["runner"], row["job_id"]) if _present(part))),
-            Text("" if math.isnan(row["duration_s"]) else f"{row['duration_s']:.1f} s"),
+            _one_line(_job(row)),
+            Text("" if row["duration_s"] is None else f"{row['duration_s']:.1f} s"),
             Text(_truncated(row["failure_reason"])),
-        )
-    return table
+        ]
+        for row in trials.records()
+    ]
+    return columns, rows
 
 
-def _best_row(frame: Any) -> tuple[str, dict[str, Any]] | None:
-    """The observed best trial of a single-objective experiment, if any has data."""
-    objectives = frame.attrs["objectives"]
-    if len(objectives) != 1:
+def _one_line(text: str) -> Text:
+    """A cell's text with newlines and tabs as spaces: a row is one line."""
+    return Text(re.sub(r"\s", " ", text))
+
+
+def _job(row: dict[str, Any]) -> str:
+    """Where the trial ran: ``slurm 4242``, ``joblib 1234`` (a pid), ``docker name``."""
+    return " ".join(str(part) for part in (row["runner"], row["job_id"]) if part is not None)
+
+
+def _best_row(table: TrialTable) -> tuple[str, dict[str, Any]] | None:
+    """The observed best trial of a single-objective experiment (the first of equals)."""
+    if len(table.objectives) != 1:
         return None
-    ((metric, direction),) = objectives.items()
-    done = frame[frame["status"] == "COMPLETED"].dropna(subset=[metric])
-    if done.empty:
+    ((metric, direction),) = table.objectives.items()
+    done = [
+        row
+        for row in table.records()
+        if row["status"] == "COMPLETED" and row.get(metric) is not None
+    ]
+    if not done:
         return None
-    index = done[metric].idxmin() if direction == "minimize" else done[metric].idxmax()
-    return metric, done.loc[index].to_dict()
+    pick = min if direction == "minimize" else max
+    return metric, pick(done, key=lambda row: row[metric])
 
 
-def _measurement(mean: float, sem: float) -> str:
-    if math.isnan(mean):
+def _measurement(mean: float | None, sem: float | None) -> str:
+    if mean is None:
         return ""
-    return _number(mean) if math.isnan(sem) or sem == 0 else f"{_number(mean)} ± {_number(sem)}"
+    return _number(mean) if sem is None or sem == 0 else f"{_number(mean)} ± {_number(sem)}"
 
 
 def _number(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _present(value: Any) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
+def _iso(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="microseconds")
 
 
 def _truncated(reason: Any) -> str:
-    if not _present(reason):
+    if reason is None:
         return ""
     text = " ".join(str(reason).split())
     return text if len(text) <= REASON_WIDTH else text[: REASON_WIDTH - 1] + "…"

@@ -96,10 +96,10 @@ def drive(scheduler: AxScheduler, spec: RunSpec, checkpoint: Path, total: int) -
             f"{exc}\nthe trials so far are in {shown(checkpoint)}: ax-scheduler status"
             f" {shlex.quote(shown(checkpoint))}"
         ) from None
-    from .._table import results_frame
+    from .._table import trial_table
 
     console = Console()
-    print_summary(console, results_frame(scheduler.experiment), total)
+    print_summary(console, trial_table(scheduler.experiment), total)
     console.print(
         f"checkpoint: {shown(checkpoint)} (every trial: ax-scheduler status"
         f" {shlex.quote(shown(checkpoint))})",
