@@ -3,8 +3,8 @@
 Each checkpoint stores the trials as plain JSON beside Ax's snapshot, so
 ``status`` prints them without importing Ax: these tests check that it prints
 exactly what reading the snapshot through Ax prints (older checkpoints have no
-table), that it imports neither Ax nor torch nor pandas, and that piped output
-keeps one trial per line.
+table), that it imports neither Ax nor torch nor pandas, that piped output keeps
+one trial per line, and that the help screens show what the options take.
 """
 
 from __future__ import annotations
@@ -276,3 +276,44 @@ def test_csv_and_json_have_every_column_and_times_in_iso_8601_utc(
     failed = next(row for row in rows if row["status"] == "FAILED")
     assert failed["objective"] == ""  # missing, not "nan"
     assert failed["failure_reason"] == f"RuntimeError: {LONG_REASON}"  # whole, not truncated
+
+
+# -- help ------------------------------------------------------------------------------------------
+def help_of(*command: str) -> str:
+    result = subprocess.run(
+        [str(SCRIPT), *command, "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "100"},
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "usage"),
+    [
+        ([], "ax-scheduler [OPTIONS] COMMAND [ARGS]..."),
+        (["run"], "ax-scheduler run [OPTIONS] FILE"),
+        (["resume"], "ax-scheduler resume [OPTIONS] CHECKPOINT"),
+        (["status"], "ax-scheduler status [OPTIONS] CHECKPOINT"),
+        (["report"], "ax-scheduler report [OPTIONS] CHECKPOINT"),
+    ],
+)
+def test_help_names_the_arguments_in_its_usage_line_and_shows_flags_bare(
+    command: list[str], usage: str
+) -> None:
+    text = help_of(*command)
+    assert re.search(rf"^ *Usage: {re.escape(usage)} *$", text, flags=re.MULTILINE), text
+    assert "<bool>" not in text
+    assert re.search(r"--help +Show this message and exit\.", text)
+
+
+def test_flags_take_no_value_and_options_say_what_they_take() -> None:
+    run = help_of("run")
+    assert re.search(r"--overwrite +Start over", run)
+    assert re.search(r"--verbose +-v +Also log", run)
+    assert re.search(r"--max-trials +\S", run)  # its type, whatever typer calls it
+    assert not re.search(r"--max-trials +Trials to run", run)
+    assert re.search(r"--version +Print the version\.", help_of())

@@ -17,6 +17,7 @@ The package's modules, by concern:
 - ``running``: running the trials of a file;
 - ``output``: tables, CSV, JSON and summaries;
 - ``tables``: a table drawn line by line, fast, as rich draws it;
+- ``helptext``: the help screens' usage line and flags, the same under every typer;
 - ``models``: the experiment file's pydantic models;
 - ``spec``: loading and checking an experiment file, building its runner;
 - ``objective``: checking and setting its objective;

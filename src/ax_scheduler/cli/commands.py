@@ -18,6 +18,7 @@ import typer
 
 from . import logs
 from .errors import EXIT_BAD_INPUT, CommandError, exit_codes
+from .helptext import Command, Group
 from .inputs import expect, load_trials, read_json, stored_max_trials
 from .output import Format, print_trials
 from .running import drive, new_scheduler, refuse_to_overwrite, resumed_scheduler
@@ -26,6 +27,7 @@ app = typer.Typer(
     name="ax-scheduler",
     help="Run Ax optimization experiments declared in a YAML file, and inspect their results.",
     epilog="Start with: ax-scheduler run experiment.yaml  (see docs/cli.md for the file format)",
+    cls=Group,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,  # a bug's traceback should be a plain one
@@ -40,6 +42,7 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Log only warnings an
 RunFile = Annotated[
     Path,
     typer.Argument(
+        metavar="CHECKPOINT",
         exists=True,
         dir_okay=False,
         readable=True,
@@ -75,16 +78,19 @@ def _command(verbose: bool, quiet: bool) -> Iterator[None]:
 
 # -- commands ---------------------------------------------------------------------------
 @app.command(
+    cls=Command,
     epilog="Examples:\n\n"
     "  ax-scheduler run experiment.yaml\n\n"
     "  ax-scheduler run experiment.yaml --max-trials 50 --checkpoint sweep.json\n\n"
     "Ctrl-C stops the running trials (ABANDONED), saves the checkpoint and tells how"
-    " to resume."
+    " to resume.",
 )
 def run(
     file: Annotated[
         Path,
-        typer.Argument(exists=True, dir_okay=False, readable=True, help="The experiment file."),
+        typer.Argument(
+            metavar="FILE", exists=True, dir_okay=False, readable=True, help="The experiment file."
+        ),
     ],
     max_trials: Annotated[
         int | None, typer.Option(min=1, help="Trials to run; default: the file's max_trials.")
@@ -120,15 +126,20 @@ def run(
 
 
 @app.command(
+    cls=Command,
     epilog="Examples:\n\n"
     "  ax-scheduler resume run.json\n\n"
-    "  ax-scheduler resume run.json --max-trials 40    (extend a finished run to 40 trials)"
+    "  ax-scheduler resume run.json --max-trials 40    (extend a finished run to 40 trials)",
 )
 def resume(
     run_json: Annotated[
         Path,
         typer.Argument(
-            exists=True, dir_okay=False, readable=True, help="The checkpoint of the run."
+            metavar="CHECKPOINT",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="The checkpoint of the run.",
         ),
     ],
     max_trials: Annotated[
@@ -180,9 +191,10 @@ def resume(
 
 
 @app.command(
+    cls=Command,
     epilog="Examples:\n\n"
     "  ax-scheduler status run.json\n\n"
-    "  ax-scheduler status run.json --format csv > trials.csv"
+    "  ax-scheduler status run.json --format csv > trials.csv",
 )
 def status(
     run_json: RunFile,
@@ -205,9 +217,10 @@ def status(
 
 
 @app.command(
+    cls=Command,
     epilog="Examples:\n\n"
     "  ax-scheduler report run.json -o report.html\n\n"
-    "  ax-scheduler report run.json -o sweep.html --title 'Sweep of 1 December'"
+    "  ax-scheduler report run.json -o sweep.html --title 'Sweep of 1 December'",
 )
 def report(
     run_json: RunFile,
