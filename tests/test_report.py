@@ -321,14 +321,6 @@ def test_results_table_shows_parameters_and_metrics_and_the_rest_on_demand(
 # --- timeline lanes from real runs ------------------------------------------------------
 
 
-#: Until _table leaves started_at empty for a trial the scheduler dispatched that
-#: never got a slot, it shows Ax's time_run_started (the dispatch): the trial
-#: seems to have run, and it opens a lane beyond the runner's slots.
-NEVER_STARTED = pytest.mark.xfail(
-    strict=True, reason="_table gives a trial that never got a slot a started_at"
-)
-
-
 @pytest.fixture(scope="module")
 def two_slots(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A 2-slot run of 0.3 s trials: four to the end, then more cut short by a timeout.
@@ -366,7 +358,6 @@ def test_timeline_of_a_two_slot_run_has_two_lanes(two_slots: Any) -> None:
     assert second["start"] < first["end"]  # they ran at once: two lanes, not one
 
 
-@NEVER_STARTED
 def test_a_trial_abandoned_while_waiting_for_a_slot_is_in_no_lane(two_slots: Any) -> None:
     frame = results_frame(two_slots)
     never = frame[frame["status"] == "ABANDONED"].sort_values("queued_at").iloc[-1]
@@ -378,7 +369,6 @@ def test_a_trial_abandoned_while_waiting_for_a_slot_is_in_no_lane(two_slots: Any
     assert never["trial_index"] not in bars.index
 
 
-@NEVER_STARTED
 def test_live_timeline_leaves_a_trial_waiting_for_a_slot_out(
     tmp_path: Path, scheduler_factory: Any
 ) -> None:

@@ -232,7 +232,10 @@ def _row(
     measured = [_number(value) for name in metrics for value in data.get(name, (None, None))]
     # Ax's times only where the run metadata has none (read lazily: a table per checkpoint).
     queued = _time(info, "dispatched_at", lambda: trial.time_run_started or trial.time_created)
-    started = _time(info, "started_at", lambda: trial.time_run_started)
+    # The scheduler stamps started_at when a trial gets a slot; Ax's time_run_started
+    # is its dispatch, so a trial that waited and was abandoned would seem to have run.
+    ran_by_us = "runner" in info
+    started = info.get("started_at") if ran_by_us else _epoch(trial.time_run_started)
     finished = _time(info, "finished_at", lambda: trial.time_completed)
     if finished is None and status.is_terminal:
         finished = _epoch(getattr(trial, "time_staged", None))
