@@ -160,6 +160,21 @@ def no_leaked_workers() -> Iterator[None]:
     assert not leaked, f"worker processes left running: {sorted(leaked)}"
 
 
+#: Markers of the services tests share. With ``-n 2 --dist loadgroup`` (the nox
+#: session's default) the tests of one service run on one xdist worker, one after
+#: another, as they were written to: Slurm's tests kill sshd connections, restart
+#: slurmctld and expect an empty queue; Docker's expect no container but theirs.
+SHARED_SERVICES = ("slurm", "docker")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        service = next((s for s in SHARED_SERVICES if item.get_closest_marker(s)), None)
+        if service is not None:
+            item.add_marker(pytest.mark.xdist_group(service))
+
+
 REPOSITORY_OUTPUT = Path(__file__).parents[1] / "ax_scheduler_output"
 
 
@@ -168,11 +183,23 @@ def repository_trial_folders() -> set[str]:
 
 
 @pytest.fixture(autouse=True)
-def no_trial_folders_in_the_repository(request: pytest.FixtureRequest) -> Iterator[None]:
+def no_trial_folders_in_the_repository(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
     """Tests write trials into temporary directories, never the checkout's
-    ``ax_scheduler_output/`` (the default ``job_output_dir`` when run from there)."""
+    ``ax_scheduler_output/`` (the default ``job_output_dir`` when run from there):
+    each test runs in a scratch working directory of its own (not its ``tmp_path``,
+    which stays as the test left it), and one that writes there anyway fails."""
+    # Not with the monkeypatch fixture: a test's own monkeypatch (a DOCKER_HOST
+    # pointed nowhere) must be undone before the other fixtures' teardowns run.
+    home = os.getcwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
     before = repository_trial_folders()
-    yield
+    try:
+        yield
+    finally:
+        os.chdir(home)
     written = sorted(repository_trial_folders() - before)
     assert not written, (
         f"{request.node.nodeid} wrote {len(written)} trial folders into {REPOSITORY_OUTPUT}"
