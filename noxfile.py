@@ -1,6 +1,20 @@
-"""Developer tasks. `nox -s tests` is what CI runs (see README)."""
+"""Developer tasks. `nox -s lint typecheck docs tests` is what CI runs (see README).
+
+typecheck, docs, tests, example and bench share ONE virtual environment,
+``.nox/shared``: each would otherwise install its own torch and Ax (about 2 GB and
+two minutes apiece). It is made once, and made again only when pyproject.toml or
+the pins below change. torch comes first, by pip (pip finds the CPU build on these
+machines' disk; uv does not look there); the rest by uv when it is installed
+(`pip install uv`: several times faster), else by pip.
+"""
 
 from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+from pathlib import Path
 
 import nox
 
@@ -11,12 +25,39 @@ PYTHON = "3.11"
 # The CPU build of torch: pip finds it on these machines' disk. Unpinned, Ax's
 # dependency on torch would resolve to a multi-GB CUDA build.
 TORCH = "torch==2.13.0"
+EXTRAS = "test,bench,lint,docs"
+ROOT = Path(__file__).parent
+SHARED = ROOT / ".nox" / "shared"
 
 
-def install_project(session: nox.Session, *extras: str) -> None:
-    session.install(TORCH)
-    spec = f".[{','.join(extras)}]" if extras else "."
-    session.install("-e", spec)
+def shared_python() -> str:
+    """The interpreter the shared environment is made from: Python 3.11 if found."""
+    return shutil.which(f"python{PYTHON}") or sys.executable
+
+
+def wanted_stamp() -> str:
+    """What the shared environment must have been installed from."""
+    recipe = (ROOT / "pyproject.toml").read_bytes() + f"{TORCH} {EXTRAS}".encode()
+    return hashlib.sha256(recipe).hexdigest()
+
+
+def use_shared_env(session: nox.Session) -> None:
+    """Make (or reuse) ``.nox/shared`` and run the session's commands from it."""
+    stamp, bin_dir = SHARED / "installed.sha256", SHARED / "bin"
+    if not (stamp.exists() and stamp.read_text() == wanted_stamp()):
+        shutil.rmtree(SHARED, ignore_errors=True)
+        session.run(shared_python(), "-m", "venv", str(SHARED), external=True)
+        python = str(bin_dir / "python")
+        session.run(python, "-m", "pip", "install", "--quiet", TORCH, external=True)
+        project = ["-e", f"{ROOT}[{EXTRAS}]"]
+        uv = shutil.which("uv")
+        if uv:
+            session.run(uv, "pip", "install", "--python", python, *project, external=True)
+        else:
+            session.run(python, "-m", "pip", "install", "--quiet", *project, external=True)
+        stamp.write_text(wanted_stamp())
+    session.env["VIRTUAL_ENV"] = str(SHARED)
+    session.env["PATH"] = os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")])
 
 
 DOCKER_SOCKET = "/tmp/localdocker/run/docker.sock"
@@ -35,7 +76,7 @@ def start_slurm(session: nox.Session) -> None:
                 session.env[key] = value
 
 
-@nox.session(python=PYTHON)
+@nox.session(venv_backend="none")
 def tests(session: nox.Session) -> None:
     """The whole test suite: real worker processes, a real Docker engine, real Slurm.
 
@@ -45,14 +86,17 @@ def tests(session: nox.Session) -> None:
     (ci/start-slurm.sh: installs Debian's slurm, munge, mariadb and openssh-server
     if missing), and stops both afterwards.
     """
-    install_project(session, "test", "bench")  # bench: the comparison suite's smoke test
+    use_shared_env(session)
     session.run("bash", "ci/install-chromium.sh", external=True)  # the report's browser test
     session.run("bash", "ci/start-docker.sh", external=True)
     session.env["DOCKER_HOST"] = f"unix://{DOCKER_SOCKET}"
     try:
         start_slurm(session)
-        # --durations: where the suite's time goes, in every CI log (it must stay well under 15 min).
-        session.run("pytest", *(session.posargs or ["-q", "--durations=15"]))
+        # Two xdist workers: most tests wait on processes, containers and Slurm, not
+        # the CPU; the tests of one service share a worker (tests/conftest.py).
+        # --durations: where the suite's time goes, in every CI log (under 10 min).
+        default = ["-q", "--durations=15", "-n", "2", "--dist", "loadgroup"]
+        session.run("pytest", *(session.posargs or default), external=True)
     finally:
         session.run("bash", "ci/stop-slurm.sh", external=True)
         session.run("bash", "ci/stop-docker.sh", external=True)
@@ -66,33 +110,36 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", "src", "tests", "examples", "bench", "noxfile.py")
 
 
-@nox.session(python=PYTHON)
+@nox.session(venv_backend="none")
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package."""
-    install_project(session, "lint")
-    session.run("mypy")
+    use_shared_env(session)
+    session.run("mypy", external=True)
 
 
-@nox.session(python=PYTHON)
+@nox.session(venv_backend="none")
 def docs(session: nox.Session) -> None:
     """Build the docs site (mkdocs material, API pages by mkdocstrings) with --strict."""
-    install_project(session, "docs")
-    session.run("mkdocs", "build", "--strict", "--site-dir", session.create_tmp() + "/site")
+    use_shared_env(session)
+    site = SHARED / "site"
+    session.run("mkdocs", "build", "--strict", "--site-dir", str(site), external=True)
 
 
-@nox.session(python=PYTHON)
+@nox.session(venv_backend="none")
 def example(session: nox.Session) -> None:
     """Run the tutorial's complete example end to end."""
-    install_project(session)
-    session.chdir(session.create_tmp())
-    session.run("python", f"{session.invoked_from}/examples/batch_trial_submission.py")
+    use_shared_env(session)
+    scratch = SHARED / "example"
+    scratch.mkdir(exist_ok=True)
+    session.chdir(scratch)
+    session.run("python", str(ROOT / "examples" / "batch_trial_submission.py"), external=True)
 
 
-@nox.session(python=PYTHON)
+@nox.session(venv_backend="none")
 def bench(session: nox.Session) -> None:
     """The comparison suite: ours against Ax's run_trials and Orchestrator, a hand loop, Optuna.
 
     ``nox -s bench -- --quick`` is the smoke version; see ``python -m bench --help``.
     """
-    install_project(session, "bench")
-    session.run("python", "-m", "bench", *session.posargs)
+    use_shared_env(session)
+    session.run("python", "-m", "bench", *session.posargs, external=True)

@@ -39,8 +39,8 @@ SHELLS = {"bash", "sh", "shell", "console"}
 #: commands (CI runs the second; `nox -s example` runs the tutorial's example).
 ALLOWED_COMMANDS = {
     "python3 -m pip install -e .",
-    "python3 -m pip install nox && python3 -m nox -s example",
-    "python3 -m pip install nox && python3 -m nox -s lint typecheck docs tests",
+    "python3 -m pip install nox uv && python3 -m nox -s example",
+    "python3 -m pip install nox uv && python3 -m nox -s lint typecheck docs tests",
 }
 
 #: `[VAR=value ...] python[3] examples/<name>.py`: an example, run as users run it.
