@@ -41,8 +41,11 @@ def wanted_stamp() -> str:
     return hashlib.sha256(recipe).hexdigest()
 
 
-def use_shared_env(session: nox.Session) -> None:
-    """Make (or reuse) ``.nox/shared`` and run the session's commands from it."""
+def use_shared_env(session: nox.Session) -> Path:
+    """Make (or reuse) ``.nox/shared``; the commands the session runs find its
+    programs first on PATH. Returns its ``bin`` directory: a session without a
+    virtualenv of its own names its programs by their path (nox does not look
+    them up on the session's PATH)."""
     stamp, bin_dir = SHARED / "installed.sha256", SHARED / "bin"
     if not (stamp.exists() and stamp.read_text() == wanted_stamp()):
         shutil.rmtree(SHARED, ignore_errors=True)
@@ -58,6 +61,7 @@ def use_shared_env(session: nox.Session) -> None:
         stamp.write_text(wanted_stamp())
     session.env["VIRTUAL_ENV"] = str(SHARED)
     session.env["PATH"] = os.pathsep.join([str(bin_dir), os.environ.get("PATH", "")])
+    return bin_dir
 
 
 DOCKER_SOCKET = "/tmp/localdocker/run/docker.sock"
@@ -86,7 +90,7 @@ def tests(session: nox.Session) -> None:
     (ci/start-slurm.sh: installs Debian's slurm, munge, mariadb and openssh-server
     if missing), and stops both afterwards.
     """
-    use_shared_env(session)
+    bin_dir = use_shared_env(session)
     session.run("bash", "ci/install-chromium.sh", external=True)  # the report's browser test
     session.run("bash", "ci/start-docker.sh", external=True)
     session.env["DOCKER_HOST"] = f"unix://{DOCKER_SOCKET}"
@@ -96,7 +100,7 @@ def tests(session: nox.Session) -> None:
         # the CPU; the tests of one service share a worker (tests/conftest.py).
         # --durations: where the suite's time goes, in every CI log (under 10 min).
         default = ["-q", "--durations=15", "-n", "2", "--dist", "loadgroup"]
-        session.run("pytest", *(session.posargs or default), external=True)
+        session.run(str(bin_dir / "pytest"), *(session.posargs or default), external=True)
     finally:
         session.run("bash", "ci/stop-slurm.sh", external=True)
         session.run("bash", "ci/stop-docker.sh", external=True)
@@ -113,26 +117,30 @@ def lint(session: nox.Session) -> None:
 @nox.session(venv_backend="none")
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package."""
-    use_shared_env(session)
-    session.run("mypy", external=True)
+    bin_dir = use_shared_env(session)
+    session.run(str(bin_dir / "mypy"), external=True)
 
 
 @nox.session(venv_backend="none")
 def docs(session: nox.Session) -> None:
     """Build the docs site (mkdocs material, API pages by mkdocstrings) with --strict."""
-    use_shared_env(session)
+    bin_dir = use_shared_env(session)
     site = SHARED / "site"
-    session.run("mkdocs", "build", "--strict", "--site-dir", str(site), external=True)
+    session.run(
+        str(bin_dir / "mkdocs"), "build", "--strict", "--site-dir", str(site), external=True
+    )
 
 
 @nox.session(venv_backend="none")
 def example(session: nox.Session) -> None:
     """Run the tutorial's complete example end to end."""
-    use_shared_env(session)
+    bin_dir = use_shared_env(session)
     scratch = SHARED / "example"
     scratch.mkdir(exist_ok=True)
     session.chdir(scratch)
-    session.run("python", str(ROOT / "examples" / "batch_trial_submission.py"), external=True)
+    session.run(
+        str(bin_dir / "python"), str(ROOT / "examples" / "batch_trial_submission.py"), external=True
+    )
 
 
 @nox.session(venv_backend="none")
@@ -141,5 +149,6 @@ def bench(session: nox.Session) -> None:
 
     ``nox -s bench -- --quick`` is the smoke version; see ``python -m bench --help``.
     """
-    use_shared_env(session)
-    session.run("python", "-m", "bench", *session.posargs, external=True)
+    bin_dir = use_shared_env(session)
+    session.chdir(ROOT)  # python -m bench: the bench package of this checkout
+    session.run(str(bin_dir / "python"), "-m", "bench", *session.posargs, external=True)
