@@ -160,21 +160,6 @@ def no_leaked_workers() -> Iterator[None]:
     assert not leaked, f"worker processes left running: {sorted(leaked)}"
 
 
-#: Markers of the services tests share. With ``-n 2 --dist loadgroup`` (the nox
-#: session's default) the tests of one service run on one xdist worker, one after
-#: another, as they were written to: Slurm's tests kill sshd connections, restart
-#: slurmctld and expect an empty queue; Docker's expect no container but theirs.
-SHARED_SERVICES = ("slurm", "docker")
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        service = next((s for s in SHARED_SERVICES if item.get_closest_marker(s)), None)
-        if service is not None:
-            item.add_marker(pytest.mark.xdist_group(service))
-
-
 REPOSITORY_OUTPUT = Path(__file__).parents[1] / "ax_scheduler_output"
 
 
