@@ -357,6 +357,33 @@ async def test_a_connection_dropped_during_sbatch_never_submits_twice(went_throu
     await runner.aclose()
 
 
+@pytest.mark.parametrize("finished_before_the_lookup", [False, True])
+async def test_a_refused_sbatch_that_went_through_all_the_same_is_not_submitted_again(
+    finished_before_the_lookup: bool,
+) -> None:
+    # slurmctld restarting mid-reply: sbatch says it failed, the array is queued. Seen
+    # in bench/slurm_faults.py: trial 42's array ran twice (jobs 38 and 40). Its task
+    # was quick: finished before the retry, so squeue alone no longer listed it.
+    cluster = FakeTransport()
+    cluster.sbatch_failures, cluster.failed_sbatch_went_through = 1, True
+    if finished_before_the_lookup:
+        original = cluster._accept
+
+        def accept_and_finish(name: str, tasks: int, directory: str) -> str:
+            job_id = original(name, tasks, directory)
+            for task in range(tasks):
+                cluster.states[f"{job_id}_{task}"] = "COMPLETED"
+                cluster.files[f"{directory}/{task}/result.json"] = b'{"objective": 0.0}'
+            return job_id
+
+        cluster._accept = accept_and_finish  # type: ignore[method-assign]
+    runner = make_runner(cluster, Ticks(cluster, {0: complete_all(cluster)}))
+    assert await runner.run(jobs(1)[0]) == {"objective": 0.0}
+    assert len(cluster.arrays) == 1  # exactly one job exists on the cluster
+    assert len(cluster.sbatch_calls()) == 1
+    await runner.aclose()
+
+
 async def test_closing_the_runner_cancels_every_live_job() -> None:
     cluster = FakeTransport()
     runner = make_runner(cluster, Ticks(cluster, {}))

@@ -54,9 +54,11 @@ class FakeTransport(Transport):
         arrays: Job id -> its number of tasks.
         names: Job id -> its job name.
         cancelled: The array tasks ``scancel`` was given, in order.
-        on_sacct: Called with the fake just before each ``sacct`` answers.
+        on_sacct: Called with the fake just before each ``sacct`` status poll answers.
         sacct_failures: The next N ``sacct`` calls fail (slurmdbd is down).
         sbatch_failures: The next N ``sbatch`` calls fail (the controller is busy).
+        failed_sbatch_went_through: ...yet the cluster accepted each of those arrays
+            (a controller that restarted before it answered).
         read_failures: The next N file reads fail (the connection is down).
         drop_next_sbatch: The connection drops during the next ``sbatch``...
         sbatch_went_through: ...after the cluster accepted the array (or before).
@@ -75,6 +77,7 @@ class FakeTransport(Transport):
         self.on_sacct: Callable[[FakeTransport], None] | None = None
         self.sacct_failures = 0
         self.sbatch_failures = 0
+        self.failed_sbatch_went_through = False
         self.read_failures = 0
         self.drop_next_sbatch = False
         self.sbatch_went_through = True
@@ -187,6 +190,8 @@ class FakeTransport(Transport):
         name, directory = _option(argv, "--job-name"), argv[-1].rsplit("/", 1)[0]
         if self.sbatch_failures:
             self.sbatch_failures -= 1
+            if self.failed_sbatch_went_through:
+                self._accept(name, tasks, directory)
             return Completed(1, "", "sbatch: error: Batch job submission failed: timed out")
         if self.drop_next_sbatch:
             self.drop_next_sbatch = False
@@ -203,7 +208,7 @@ class FakeTransport(Transport):
         return job_id
 
     def _sacct(self, argv: list[str]) -> Completed:
-        if self.on_sacct is not None:
+        if self.on_sacct is not None and "-j" in argv:  # status polls, not name lookups
             self.on_sacct(self)
         if self.sacct_failures:
             self.sacct_failures -= 1
@@ -220,8 +225,14 @@ class FakeTransport(Transport):
         return Completed(0, "".join(lines), "")
 
     def _squeue(self, argv: list[str]) -> Completed:
+        # squeue lists queued and running jobs only: a finished array is sacct's.
         name = _option(argv, "--name")
-        return Completed(0, "".join(f"{j}\n" for j, n in self.names.items() if n == name), "")
+        live = [j for j, n in self.names.items() if n == name and not self._finished(j)]
+        return Completed(0, "".join(f"{j}\n" for j in live), "")
+
+    def _finished(self, job_id: str) -> bool:
+        tasks = [self.states.get(f"{job_id}_{task}") for task in range(self.arrays[job_id])]
+        return all(state not in (None, "PENDING", "RUNNING") for state in tasks)
 
     def _scancel(self, argv: list[str]) -> Completed:
         self.cancelled += argv[1:]

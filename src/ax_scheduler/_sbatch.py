@@ -148,15 +148,18 @@ class ArraySubmitter:
 
     async def _sbatch(self, argv: list[str], name: str) -> str:
         async for attempt in SBATCH_RETRIES.attempts(self._clock):
+            if attempt.number > 0:
+                # The last sbatch may have gone through though it seemed not to (the
+                # connection dropped, or the controller restarted before it answered):
+                # find the array by its unique name first, or it would run twice.
+                found = await self._submitted_as(name)
+                if found is not None:
+                    logger.info("sbatch of %s had gone through, as job %s", name, found)
+                    return found
             self.sbatches += 1
             try:
                 result = await self.transport.run(argv, idempotent=False)
             except _ConnectionDropped:
-                # sbatch may have gone through: find the job by its unique name
-                # before submitting again, or the array would run twice.
-                found = await self._job_named(name)
-                if found is not None:
-                    return found
                 continue
             if result.ok:
                 return result.stdout.strip().split(";")[0]
@@ -164,7 +167,15 @@ class ArraySubmitter:
                 raise InfrastructureError(f"sbatch failed: {result.describe()}")
             delay = SBATCH_RETRIES.delay(attempt.number + 1)
             logger.warning("sbatch failed (%s); retrying in %g s", result.describe(), delay)
+        found = await self._submitted_as(name)  # the last attempt's connection dropped
+        if found is not None:
+            return found
         raise InfrastructureError(f"sbatch of {name} did not go through")
+
+    async def _submitted_as(self, name: str) -> str | None:
+        """The id of array ``name`` if the cluster has it: queued or running
+        (``squeue``), or already finished (``sacct``: its tasks may be that quick)."""
+        return await self._job_named(name) or await self.array_named(name)
 
     async def _job_named(self, name: str) -> str | None:
         """The id of the queued or running job named ``name``, if any."""
