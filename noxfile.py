@@ -55,7 +55,10 @@ def use_shared_env(session: nox.Session) -> Path:
         project = ["-e", f"{ROOT}[{EXTRAS}]"]
         uv = shutil.which("uv")
         if uv:
-            session.run(uv, "pip", "install", "--python", python, *project, external=True)
+            # --compile-bytecode: pip compiles at install, uv does not; without it, every
+            # fresh interpreter compiled Ax again (12 s an import instead of 5, measured).
+            argv = [uv, "pip", "install", "--compile-bytecode", "--python", python, *project]
+            session.run(*argv, external=True)
         else:
             session.run(python, "-m", "pip", "install", "--quiet", *project, external=True)
         stamp.write_text(wanted_stamp())
