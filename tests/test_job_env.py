@@ -35,7 +35,13 @@ from ax_scheduler.testing import FakeClock, FakeTransport
 from conftest import experiment_of, legacy_client, statuses
 from test_ssh_logic import Hosts
 
-JOB_NAMES = ["JOB_PARAMS_FILE", "JOB_OUTPUT_FILE", "JOB_TRIAL_INDEX", "JOB_WORKDIR"]
+JOB_NAMES = [
+    "JOB_PARAMS_FILE",
+    "JOB_OUTPUT_FILE",
+    "JOB_TRIAL_INDEX",
+    "JOB_WORKDIR",
+    "JOB_PROGRESS_FILE",
+]
 
 RUNNERS: dict[str, Callable[[], Runner]] = {
     "local": lambda: JobLibRunner(n_jobs=1),
@@ -105,6 +111,7 @@ def test_a_local_script_sees_the_users_variables_and_its_trials_paths(
         "JOB_OUTPUT_FILE": str(folder / "result.json"),
         "JOB_TRIAL_INDEX": "0",
         "JOB_WORKDIR": str(folder),
+        "JOB_PROGRESS_FILE": str(folder / "progress.jsonl"),
     }
     assert experiment_of(client).trials[0].status.is_completed
 
@@ -116,6 +123,7 @@ def remote_env(workdir: str, index: int) -> dict[str, str]:
         "JOB_OUTPUT_FILE": f"{workdir}/result.json",
         "JOB_TRIAL_INDEX": str(index),
         "JOB_WORKDIR": workdir,
+        "JOB_PROGRESS_FILE": f"{workdir}/progress.jsonl",
     }
 
 

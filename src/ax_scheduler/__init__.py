@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._batch import Batch as Batch
     from ._config import ContainerOptions as ContainerOptions
+    from ._config import EarlyStoppingConfig as EarlyStoppingConfig
+    from ._config import GlobalStoppingConfig as GlobalStoppingConfig
     from ._config import SchedulerConfig as SchedulerConfig
     from ._config import ScriptOptions as ScriptOptions
     from ._config import SlurmConfig as SlurmConfig
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from ._exceptions import SchedulerClosedError as SchedulerClosedError
     from ._exceptions import SpecError as SpecError
     from ._exceptions import TrialError as TrialError
+    from ._exceptions import TrialStoppedEarly as TrialStoppedEarly
     from ._exceptions import TrialTimeoutError as TrialTimeoutError
     from ._exceptions import UsageError as UsageError
     from ._exceptions import WorkerDiedError as WorkerDiedError
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
     from ._jobs import FunctionObjective as FunctionObjective
     from ._jobs import Job as Job
     from ._jobs import ScriptObjective as ScriptObjective
+    from ._reporting import report as report
     from .runners import DockerRunner as DockerRunner
     from .runners import JobLibRunner as JobLibRunner
     from .runners import Runner as Runner
@@ -55,6 +59,8 @@ _EXPORTS = {
     "ContainerObjective": "._jobs",
     "ContainerOptions": "._config",
     "DockerRunner": ".runners",
+    "EarlyStoppingConfig": "._config",
+    "GlobalStoppingConfig": "._config",
     "AxSchedulerError": "._exceptions",
     "Batch": "._batch",
     "CheckpointError": "._exceptions",
@@ -73,6 +79,7 @@ _EXPORTS = {
     "ResultError": "._exceptions",
     "Runner": ".runners",
     "RunnerError": "._exceptions",
+    "report": "._reporting",
     "Progress": "._facade",
     "RunSummary": "._facade",
     "SchedulerClosedError": "._exceptions",
@@ -87,6 +94,7 @@ _EXPORTS = {
     "SSHOptions": "._config",
     "SSHRunner": ".runners",
     "TrialError": "._exceptions",
+    "TrialStoppedEarly": "._exceptions",
     "TrialTimeoutError": "._exceptions",
     "UsageError": "._exceptions",
     "WorkerDiedError": "._exceptions",

@@ -36,13 +36,14 @@ from ._checkpoint import Checkpointer, take_snapshot
 from ._clock import REAL_CLOCK, Clock
 from ._config import SchedulerConfig
 from ._context import Context
+from ._earlystop import Progressions
 from ._exceptions import ObjectiveNotSetError
 from ._files import write_atomically
 from ._jobs import Objective
 from ._outcomes import CANCELLED_BY_USER, DRIVER_RESTARTED, Best, Progress, RunSummary
 from ._record import Recorder
 from ._resume import Resumer
-from ._runloop import RunLoop, check_run_arguments
+from ._runloop import RunLoop, StopWhen, check_run_arguments
 from ._trial import Trials
 from .runners._base import Runner
 
@@ -93,7 +94,11 @@ class Scheduler:
         # Absolute now: trials must not depend on a later os.chdir(), and resolving
         # a path touches the filesystem, which the event loop must not do.
         output_dir = config.job_output_dir.expanduser().absolute()
-        self._trials = Trials(self._ctx, recorder, self.experiment_name, output_dir)
+        self._progressions = Progressions(self._ctx)
+        self._progressions.check_strategies()
+        self._trials = Trials(
+            self._ctx, recorder, self.experiment_name, output_dir, self._progressions
+        )
         self._run_loop = RunLoop(self._ctx, self._trials, recorder)
         self._batches = Batches(self._ctx, self._trials, self._prepare)
         self._resumer = Resumer(self._ctx, self._trials, recorder, self._batches.attach)
@@ -180,17 +185,25 @@ class Scheduler:
             await self._resumer.reattach_lost()
 
     async def run_optimization(
-        self, max_trials: int = 10, timeout: float | None = None, on_timeout: str = "cancel"
+        self,
+        max_trials: int = 10,
+        timeout: float | None = None,
+        on_timeout: str = "cancel",
+        stop_when: StopWhen | None = None,
     ) -> Best:
         """Run ``max_trials`` new trials, keeping every slot busy; return the best.
 
         See ``AxScheduler.run_optimization`` for the full contract.
         """
         check_run_arguments(max_trials, timeout, on_timeout)
+        if stop_when is not None and not callable(stop_when):
+            raise TypeError(
+                f"stop_when must be a callable taking the run's Progress, got {stop_when!r}"
+            )
         self.progress.begin(max_trials)
         await self._prepare()
         adopted = self._resumer.take_reattached()
-        return await self._run_loop.run(max_trials, timeout, on_timeout, adopted)
+        return await self._run_loop.run(max_trials, timeout, on_timeout, adopted, stop_when)
 
     def new_batch(self) -> Batch:
         """Open a batch; parameters added to it are validated at once."""

@@ -14,6 +14,7 @@ catches all of them:
     ├── FailureRateExceededError                   too many of a run's trials failed
     ├── CheckpointError (also ValueError)          a checkpoint is missing, corrupt, or another run's
     ├── SpecError                                  an ax-scheduler experiment file is invalid
+    ├── TrialStoppedEarly                          raised by report() in a trial the strategy stopped
     ├── RunnerError                                a backend cannot run trials (engine down, no image)
     │   └── CommandTimeout                         a cluster or engine command hung and was killed
     └── TrialError                                 one trial failed; the run goes on
@@ -147,6 +148,17 @@ class WorkerDiedError(InfrastructureError):
 
 class TrialTimeoutError(TrialError):
     """The trial ran longer than the configured ``trial_timeout``."""
+
+
+class TrialStoppedEarly(AxSchedulerError):
+    """Raised inside an objective by :func:`~ax_scheduler.report` once the
+    early-stopping strategy stopped its trial.
+
+    An objective that does not catch it ends there; the trial is recorded
+    EARLY_STOPPED with the data it reported. One that catches it may clean up
+    and return (its result then completes the trial) within ``early_stopping_grace``
+    seconds, after which its process is stopped.
+    """
 
 
 class CheckpointError(AxSchedulerError, ValueError):

@@ -24,15 +24,24 @@ JOB_VARIABLES = {
 }
 
 
+#: Where a trial appends its progress lines (``ax_scheduler.report``'s file form).
+PROGRESS_VARIABLE = "JOB_PROGRESS_FILE"
+
+
 def job_environment(paths: Mapping[str, str]) -> dict[str, str]:
     """The ``JOB_*`` variables of one trial.
+
+    ``JOB_PROGRESS_FILE`` is ``progress.jsonl`` in the trial's folder: JSON lines
+    ``{"step": 10, "loss": 0.31}`` appended there are the trial's reports.
 
     Args:
         paths: The trial's placeholder values as the program sees them
             (``params_file``, ``output_file``, ``trial_index``, ``workdir``): on
             this machine, on the cluster, or inside the container.
     """
-    return {name: paths[placeholder] for name, placeholder in JOB_VARIABLES.items()}
+    env = {name: paths[placeholder] for name, placeholder in JOB_VARIABLES.items()}
+    env[PROGRESS_VARIABLE] = f"{paths['workdir'].rstrip('/')}/progress.jsonl"
+    return env
 
 
 def trial_environment(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -130,6 +131,51 @@ class ContainerObjective:
 Objective = FunctionObjective | ScriptObjective | ContainerObjective
 
 
+@dataclass(eq=False)
+class TrialChannel:
+    """The line between a running trial and the scheduler: reports in, a stop out.
+
+    Runners that can carry reports call :meth:`deliver` (on the event loop) for
+    each one, and register with :meth:`on_stop` how to tell their job to stop
+    (a message to its worker, SIGTERM); the scheduler sets ``on_report`` and
+    calls :meth:`request_stop` when the early-stopping strategy decides.
+
+    Attributes:
+        on_report: Set by the scheduler: takes ``(step, metrics)``.
+        stop_reason: Why the trial is being stopped, once it is.
+    """
+
+    on_report: Callable[[float, dict[str, Any]], None] | None = None
+    stop_reason: str | None = None
+    _stoppers: list[Callable[[str], None]] = field(default_factory=list)
+
+    def deliver(self, step: float, metrics: dict[str, Any]) -> None:
+        """Hand one report to the scheduler (on the event loop)."""
+        if self.on_report is not None:
+            self.on_report(step, metrics)
+
+    def on_stop(self, stopper: Callable[[str], None]) -> Callable[[], None]:
+        """Call ``stopper(reason)`` (on the loop, not blocking) when the trial is to
+        stop; at once if it already is. Returns what unregisters it."""
+        self._stoppers.append(stopper)
+        if self.stop_reason is not None:
+            stopper(self.stop_reason)
+
+        def unregister() -> None:
+            with contextlib.suppress(ValueError):
+                self._stoppers.remove(stopper)
+
+        return unregister
+
+    def request_stop(self, reason: str) -> None:
+        """Tell the trial's job to stop (once): every registered stopper is called."""
+        if self.stop_reason is not None:
+            return
+        self.stop_reason = reason
+        for stopper in list(self._stoppers):
+            stopper(reason)
+
+
 @dataclass(frozen=True)
 class Job:
     """One trial's work, handed to a runner.
@@ -147,6 +193,8 @@ class Job:
         on_info: Set by the scheduler: records ``info`` with the trial and in the
             checkpoint. Runners call :meth:`record_info` once a job's handle is
             known, and before starting anything that would outlive a crash.
+        channel: The trial's reports (``ax_scheduler.report``, progress lines)
+            and the scheduler's request to stop it early.
     """
 
     trial_index: int
@@ -156,6 +204,7 @@ class Job:
     info: dict[str, Any] = field(default_factory=dict)
     workdir: Path | None = None
     on_info: Callable[[], Awaitable[None]] | None = field(default=None, repr=False)
+    channel: TrialChannel = field(default_factory=TrialChannel, repr=False, compare=False)
 
     async def record_info(self) -> None:
         """Persist ``info`` (job id, host, container) before the run goes on.

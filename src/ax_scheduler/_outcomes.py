@@ -43,8 +43,19 @@ class Failed:
     error: Exception
 
 
+@dataclass(frozen=True)
+class Stopped:
+    """A trial's job ended after the early-stopping strategy stopped it.
+
+    Attributes:
+        reason: The strategy's reason.
+    """
+
+    reason: str
+
+
 #: How a trial that ran to its end ended (a cancelled one has no outcome: it is abandoned).
-Outcome = Completed | Failed
+Outcome = Completed | Failed | Stopped
 
 
 @dataclass
@@ -63,6 +74,7 @@ class Progress:
         completed: Trials of the current run recorded COMPLETED.
         failed: Trials of the current run recorded FAILED.
         abandoned: Trials of the current run recorded ABANDONED (cancelled).
+        early_stopped: Trials of the current run recorded EARLY_STOPPED.
         best: Objective metric -> the best value observed so far (any run).
     """
 
@@ -73,17 +85,18 @@ class Progress:
     completed: int = 0
     failed: int = 0
     abandoned: int = 0
+    early_stopped: int = 0
     best: dict[str, float] = field(default_factory=dict)
 
     @property
     def ended(self) -> int:
         """Trials of the current run that have an outcome."""
-        return self.completed + self.failed + self.abandoned
+        return self.completed + self.failed + self.abandoned + self.early_stopped
 
     def begin(self, total: int) -> None:
         """A new run of ``total`` trials starts; trials still running carry over."""
         self.total, self.started = total, time.monotonic()
-        self.completed = self.failed = self.abandoned = 0
+        self.completed = self.failed = self.abandoned = self.early_stopped = 0
 
 
 @dataclass(frozen=True)
@@ -98,6 +111,10 @@ class RunSummary:
         timed_out: Whether the call's ``timeout`` was reached.
         on_timeout: What happened to running trials at the timeout:
             ``"cancel"`` or ``"finish"`` (None if it was not reached).
+        early_stopped: Those EARLY_STOPPED, with the strategy's reasons.
+        stopped_because: Why the run ended before ``max_trials`` trials, or None:
+            Ax's generation strategy was exhausted, the global-stopping strategy or
+            ``stop_when`` ended it (the message says which, and why).
     """
 
     trials: list[int]
@@ -106,3 +123,5 @@ class RunSummary:
     abandoned: dict[int, str]
     timed_out: bool = False
     on_timeout: str | None = None
+    early_stopped: dict[int, str] = field(default_factory=dict)
+    stopped_because: str | None = None

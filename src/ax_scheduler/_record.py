@@ -14,7 +14,7 @@ from typing import Any
 
 from ._ax import AxAdapter
 from ._exceptions import InfrastructureError, ResultError, TrialError, TrialTimeoutError
-from ._outcomes import Failed, Outcome, Progress
+from ._outcomes import Failed, Outcome, Progress, Stopped
 from ._results import describe_metrics, parse_result
 from ._runmetadata import describe_job
 from ._table import objective_directions
@@ -31,9 +31,10 @@ class Recorder:
         progress: The live counters to update.
 
     Attributes:
-        ended: Trials recorded COMPLETED or FAILED.
+        ended: Trials recorded COMPLETED, FAILED or EARLY_STOPPED.
         failed: Trial index -> failure reason.
         abandoned: Trial index -> why it was cancelled.
+        early_stopped: Trial index -> the early-stopping strategy's reason.
     """
 
     def __init__(self, ax: AxAdapter, runner: str, progress: Progress) -> None:
@@ -43,20 +44,35 @@ class Recorder:
         self.ended: set[int] = set()
         self.failed: dict[int, str] = {}
         self.abandoned: dict[int, str] = {}
+        self.early_stopped: dict[int, str] = {}
         self._ignored_metrics: set[str] = set()  # warned about once
         self._directions: dict[str, str] | None = None  # objective -> "minimize"/"maximize"
 
-    def record(self, index: int, outcome: Outcome, seconds: float, info: dict[str, Any]) -> bool:
-        """Complete or fail the trial in Ax with its job's ``info``, and log it.
+    def record(
+        self,
+        index: int,
+        outcome: Outcome,
+        seconds: float,
+        info: dict[str, Any],
+        progression: float | None = None,
+    ) -> bool:
+        """Complete, fail or early-stop the trial in Ax with its job's ``info``, and log it.
+
+        Args:
+            progression: The trial's last reported step, if it reported: its final
+                result is recorded at that step of its curve.
 
         Returns:
             Whether the trial is COMPLETED (a result Ax cannot take fails it).
         """
         self._ax.note(index, **{"finished_at": time.time(), **info})
+        if isinstance(outcome, Stopped):
+            self._early_stop(index, outcome.reason, seconds, info)
+            return False
         if isinstance(outcome, Failed):
             error: Exception | None = outcome.error
         else:
-            error = self._complete(index, outcome.value, seconds, info)
+            error = self._complete(index, outcome.value, seconds, info, progression)
         if error is None:
             return True
         self._fail_and_log(index, error, seconds, info)
@@ -76,14 +92,35 @@ class Recorder:
         self.failed[index] = reason
         self.ended.add(index)
 
+    def _early_stop(self, index: int, reason: str, seconds: float, info: dict[str, Any]) -> None:
+        """EARLY_STOPPED with the data it reported; ABANDONED if it has none (Ax refuses)."""
+        where = describe_job(self._runner, info)
+        if not self._ax.has_data(index):
+            why = f"stopped early before it reported any data: {reason}"
+            self._ax.abandon(index, why)
+            self.abandoned[index] = why
+            self._progress.abandoned += 1
+            logger.warning("trial %d abandoned: %s (%s)", index, why, where)
+            return
+        self._ax.early_stop(index, reason)
+        self.early_stopped[index] = reason
+        self.ended.add(index)
+        self._progress.early_stopped += 1
+        logger.info("trial %d stopped early after %.2f s (%s): %s", index, seconds, where, reason)
+
     def _complete(
-        self, index: int, value: Any, seconds: float, info: dict[str, Any]
+        self,
+        index: int,
+        value: Any,
+        seconds: float,
+        info: dict[str, Any],
+        progression: float | None = None,
     ) -> Exception | None:
         """Give Ax the trial's metrics. Returns: None, or why the result was refused."""
         try:
             metrics, unknown = parse_result(value, self._ax.metric_spec())
             self._warn_ignored(index, unknown)
-            self._ax.complete(index, metrics)
+            self._ax.complete(index, metrics, progression)
         except ResultError as exc:
             return exc
         except Exception as exc:  # noqa: BLE001 - Ax refused the data

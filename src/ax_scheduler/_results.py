@@ -59,6 +59,21 @@ def parse_result(raw: Any, spec: MetricSpec) -> tuple[MetricValues, list[str]]:
     return values, unknown
 
 
+def parse_report(metrics: Mapping[str, Any], spec: MetricSpec) -> tuple[MetricValues, list[str]]:
+    """Validate one intermediate report: any of the experiment's metrics, none required.
+
+    Returns:
+        The values of the metrics the experiment knows, and the other names.
+
+    Raises:
+        ResultError: A value is not a finite number or ``(mean, sem)``.
+    """
+    known = set(spec.required) | spec.optional
+    values = {name: _mean_and_sem(value, name) for name, value in metrics.items() if name in known}
+    unknown = sorted(str(name) for name in metrics if name not in known)
+    return values, unknown
+
+
 def _single_metric(raw: Any, spec: MetricSpec) -> str:
     if len(spec.required) != 1:
         raise ResultError(

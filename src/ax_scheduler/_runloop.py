@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
@@ -19,12 +20,16 @@ from ._ax import Generated
 from ._config.arguments import one_of, positive_int, positive_seconds
 from ._context import Context
 from ._exceptions import FailureRateExceededError, OptimizationStalledError
-from ._outcomes import Best, RunSummary
+from ._outcomes import Best, Progress, RunSummary
 from ._record import Recorder
 from ._runmetadata import dispatch_info
 from ._trial import Trials
 
 logger = logging.getLogger("ax_scheduler")
+
+#: ``run_optimization(stop_when=...)``: called with the live progress after each
+#: trial ends; a true value (a string says why) ends the run.
+StopWhen = Callable[[Progress], bool | str | None]
 
 Tasks = set[asyncio.Task[None]]
 
@@ -46,10 +51,18 @@ class RunLoop:
         self._trials = trials
         self._recorder = recorder
         self._failures_checked = 0  # failures at the last failure-rate check
+        self._stopped_because: str | None = None
+        self._stop_when: StopWhen | None = None
+        self._global_stopping: Any = None
         self.last_run: RunSummary | None = None
 
     async def run(
-        self, max_trials: int, timeout: float | None, on_timeout: str, adopted: Tasks
+        self,
+        max_trials: int,
+        timeout: float | None,
+        on_timeout: str,
+        adopted: Tasks,
+        stop_when: StopWhen | None = None,
     ) -> Best:
         """Run ``max_trials`` new trials, and ``adopted`` ones (re-attached); return the best.
 
@@ -57,6 +70,7 @@ class RunLoop:
         started the runner. See ``AxScheduler.run_optimization`` for the contract.
         """
         self._ctx.progress.total += len(adopted)
+        self._stopped_because, self._stop_when = None, stop_when
         mine = set(adopted)
         run = [index for index, task in self._trials.tasks.items() if task in mine]
         timed_out = await self._until_done(max_trials, timeout, on_timeout, mine, run)
@@ -118,9 +132,8 @@ class RunLoop:
                 launched += len(generated.trials)
                 exhausted, blocked = generated.exhausted, generated.blocked
                 if exhausted and launched < max_trials:
-                    logger.info(
-                        "Ax's generation strategy is complete after %d new trials", launched
-                    )
+                    self._stopped_because = generated.stopped
+                    logger.info("%s after %d new trials", generated.stopped, launched)
                 continue
             if (launched >= max_trials or exhausted) and all(task.done() for task in mine):
                 self._check_failure_rate(run)  # a run that ended over the rate says so too
@@ -135,6 +148,31 @@ class RunLoop:
             await asyncio.wait(list(trials.tasks.values()), return_when=asyncio.FIRST_COMPLETED)
             self._check_failure_rate(run)
             blocked = None
+            if not exhausted and launched < max_trials and await self._run_should_stop():
+                exhausted = True
+                await trials.cancel_waiting(mine, f"not started: {self._stopped_because}")
+
+    async def _run_should_stop(self) -> bool:
+        """Whether ``stop_when`` or the global-stopping strategy ends the run now."""
+        if self._stop_when is not None:
+            verdict = self._stop_when(self._ctx.progress)
+            if verdict:
+                why = verdict if isinstance(verdict, str) else "stop_when returned True"
+                self._stopped_because = f"stop_when: {why}"
+        if self._stopped_because is None and self._ctx.config.global_stopping is not None:
+            self._stopped_because = await self._ctx.call_ax(self._global_stop_reason)
+        if self._stopped_because is None:
+            return False
+        logger.info("the run stops: %s", self._stopped_because)
+        return True
+
+    def _global_stop_reason(self) -> str | None:
+        """On the Ax thread: why the global-stopping strategy ends the run, or None."""
+        options = self._ctx.config.global_stopping
+        assert options is not None
+        if self._global_stopping is None:
+            self._global_stopping = options.strategy()
+        return self._ctx.ax.should_stop_optimization(self._global_stopping)
 
     def _prefetch_depth(self, generated: Generated) -> int:
         """Candidates to keep generated ahead of a free slot.
@@ -202,11 +240,17 @@ class RunLoop:
         tally = self._recorder
         return RunSummary(
             trials=list(run),
-            completed=[i for i in run if i in tally.ended and i not in tally.failed],
+            completed=[
+                i
+                for i in run
+                if i in tally.ended and i not in tally.failed and i not in tally.early_stopped
+            ],
             failed={i: tally.failed[i] for i in run if i in tally.failed},
             abandoned={i: tally.abandoned[i] for i in run if i in tally.abandoned},
             timed_out=timed_out,
             on_timeout=on_timeout,
+            early_stopped={i: tally.early_stopped[i] for i in run if i in tally.early_stopped},
+            stopped_because=self._stopped_because,
         )
 
     def _check_failure_rate(self, run: list[int]) -> None:

@@ -22,6 +22,7 @@ from ._config import SchedulerConfig
 from ._core import Scheduler
 from ._objective import container_objective, function_objective, script_objective
 from ._outcomes import Best, Progress, RunSummary
+from ._runloop import StopWhen
 from ._table import results_frame
 from .runners._base import Runner
 
@@ -167,14 +168,18 @@ class SchedulerBase:
         return batch_context_async(self._core)
 
     async def run_optimization_async(
-        self, max_trials: int = 10, timeout: float | None = None, on_timeout: str = "cancel"
+        self,
+        max_trials: int = 10,
+        timeout: float | None = None,
+        on_timeout: str = "cancel",
+        stop_when: StopWhen | None = None,
     ) -> Best:
         """Async form of :meth:`run_optimization`.
 
         Cancelling the awaiting task cancels the running trials, records them in
         Ax as ABANDONED and writes the checkpoint before the cancellation propagates.
         """
-        return await self._core.run_optimization(max_trials, timeout, on_timeout)
+        return await self._core.run_optimization(max_trials, timeout, on_timeout, stop_when)
 
     async def wait_for_completed_trials_async(self, timeout: float | None = None) -> list[int]:
         """Async form of :meth:`wait_for_completed_trials`."""

@@ -23,10 +23,12 @@ from ._attempts import with_retries, with_trial_timeout
 from ._ax import Parameters
 from ._cleanup import Cleanups
 from ._context import Context
+from ._earlystop import Progressions
 from ._exceptions import EventLoopMismatchError, ObjectiveError, TrialError
 from ._jobs import FunctionObjective, Job, Objective
-from ._outcomes import CANCELLED_BY_USER, Completed, Failed, Outcome
+from ._outcomes import CANCELLED_BY_USER, Completed, Failed, Outcome, Stopped
 from ._record import Recorder
+from ._reporting import CallbackReporter, reporting_to
 from ._runmetadata import describe_job
 
 logger = logging.getLogger("ax_scheduler")
@@ -40,6 +42,7 @@ class Trials:
         recorder: Records outcomes, on the Ax thread.
         experiment: The experiment's name, which names the jobs.
         output_dir: The absolute ``job_output_dir``.
+        progressions: Takes the trials' reports and decides early stops.
 
     Attributes:
         objective: What every trial runs (set before trials start).
@@ -51,8 +54,16 @@ class Trials:
         loop: The event loop the trials run on, once one is bound.
     """
 
-    def __init__(self, ctx: Context, recorder: Recorder, experiment: str, output_dir: Path) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        recorder: Recorder,
+        experiment: str,
+        output_dir: Path,
+        progressions: Progressions,
+    ) -> None:
         self._ctx = ctx
+        self._progressions = progressions
         self._recorder = recorder
         self._experiment = experiment
         self._output_dir = output_dir
@@ -66,6 +77,7 @@ class Trials:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._slots: asyncio.Semaphore | None = None
         self._cancel_reasons: dict[int, str] = {}
+        self._waiting: set[int] = set()  # trials whose tasks wait for a slot
 
     # -- the event loop and its slots -------------------------------------------------
     def bind_loop(self) -> asyncio.Semaphore:
@@ -138,7 +150,7 @@ class Trials:
     def work(self, job: Job) -> Awaitable[Any]:
         """What the trial awaits: an async objective on this loop, else the runner's job."""
         if isinstance(self.objective, FunctionObjective) and self.objective.is_async:
-            return _call_async_objective(self.objective.fn, job.parameters)
+            return _call_async_objective(self.objective.fn, job)
         return self._ctx.runner.run(job)
 
     async def _record_job_info(self, index: int) -> None:
@@ -156,9 +168,11 @@ class Trials:
             outcome, seconds = await self._execute(job, work)
             # The trial has ended: its real outcome is recorded even if the run is
             # being cancelled now (a queued Ax call must not be dropped).
+            await shielded(self._progressions.drain(index))  # its curve goes first
             record = self._recorder.record
+            step = self._progressions.last_step.pop(index, None)
             completed = await shielded(
-                self._ctx.call_ax(record, index, outcome, seconds, job.info, urgent=True)
+                self._ctx.call_ax(record, index, outcome, seconds, job.info, step, urgent=True)
             )
             change = self._ctx.changed()
             if completed and self._ctx.config.cleanup_after_completion:
@@ -174,18 +188,18 @@ class Trials:
         slots = self.bind_loop()
         started = ctx.clock.now()
         waiting = True
+        self._waiting.add(job.trial_index)
         try:
             async with slots:
                 started, waiting = ctx.clock.now(), False
+                self._waiting.discard(job.trial_index)
                 self._note_started(job)
-                attempts = with_retries(job, work, ctx.runner, ctx.config, ctx.clock)
-                limit = ctx.config.trial_timeout
-                outcome: Outcome = Completed(
-                    await with_trial_timeout(job.trial_index, attempts, limit, ctx.clock)
-                )
+                outcome = await self._attempt(job, work)
         except TrialError as exc:
-            outcome = Failed(exc)
+            reason = job.channel.stop_reason  # e.g. TrialStoppedEarly from report()
+            outcome = Failed(exc) if reason is None else Stopped(reason)
         except asyncio.CancelledError:
+            self._waiting.discard(job.trial_index)
             await self._abandon(job, waiting, ctx.clock.now() - started)
             raise
         except Exception as exc:  # a runner bug must not take the run down with it
@@ -196,6 +210,32 @@ class Trials:
         job.info.setdefault("finished_at", time.time())
         self._note_ended(waiting)
         return outcome, ctx.clock.now() - started
+
+    async def _attempt(self, job: Job, work: Awaitable[Any]) -> Outcome:
+        """The job's outcome: under ``trial_timeout``, retried, taking reports.
+
+        A trial the early-stopping strategy stops has ``early_stopping_grace``
+        seconds to end by itself; then its work is cancelled (the runner kills the
+        job) and it counts as stopped, not abandoned.
+        """
+        ctx = self._ctx
+        attempts = with_retries(job, work, ctx.runner, ctx.config, ctx.clock)
+        unfollow = self._progressions.follow(job)
+        loop = asyncio.get_running_loop()
+        grace = ctx.config.early_stopping_grace
+        try:
+            async with asyncio.timeout(None) as stop_deadline:
+                job.channel.on_stop(lambda _: stop_deadline.reschedule(loop.time() + grace))
+                value = await with_trial_timeout(
+                    job.trial_index, attempts, ctx.config.trial_timeout, ctx.clock
+                )
+        except TimeoutError:
+            if not stop_deadline.expired() or job.channel.stop_reason is None:
+                raise
+            return Stopped(job.channel.stop_reason)
+        finally:
+            unfollow()
+        return Completed(value)
 
     async def _abandon(self, job: Job, waiting: bool, seconds: float) -> None:
         """Record the cancelled trial ABANDONED with its canceller's reason."""
@@ -237,6 +277,11 @@ class Trials:
                 task.cancel()
         if pending:
             await asyncio.wait(pending)
+
+    async def cancel_waiting(self, tasks: set[asyncio.Task[None]], reason: str) -> None:
+        """Cancel those of ``tasks`` still waiting for a slot (recorded ABANDONED)."""
+        waiting = {self.tasks[i] for i in self._waiting if i in self.tasks}
+        await self.cancel(waiting & tasks, reason)
 
     async def cancel_on_exit(self, tasks: set[asyncio.Task[None]], reason: str) -> None:
         """Cancel ``tasks`` (recorded ABANDONED with ``reason``), then save the checkpoint."""
@@ -284,11 +329,12 @@ class Trials:
         await self._cleanups.finish()  # before the runner's connections close
 
 
-async def _call_async_objective(
-    fn: Callable[[Parameters], Awaitable[Any]], parameters: Parameters
-) -> Any:
+async def _call_async_objective(fn: Callable[[Parameters], Awaitable[Any]], job: Job) -> Any:
+    reporter = CallbackReporter(job.channel.deliver)
+    job.channel.on_stop(lambda reason: setattr(reporter, "reason", reason))
     try:
-        return await fn(dict(parameters))
+        with reporting_to(reporter):
+            return await fn(dict(job.parameters))
     except Exception as exc:
         raise ObjectiveError(
             f"{type(exc).__name__}: {exc}", details=traceback.format_exc()

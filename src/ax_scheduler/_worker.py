@@ -17,6 +17,7 @@ from typing import Any
 
 from ._files import write_atomically  # standard library only, like this module
 from ._jobworker import plain
+from ._reporting import Reporter, SocketReporter, reporting_to
 
 #: Seconds between a worker's checks that its driver is still alive.
 PARENT_CHECK_SECONDS = 1.0
@@ -43,7 +44,10 @@ def _exit_when_orphaned(driver_pid: int) -> None:
 
 
 def call_objective(
-    fn: Callable[[dict[str, Any]], Any], parameters: dict[str, Any], workdir: str | None = None
+    fn: Callable[[dict[str, Any]], Any],
+    parameters: dict[str, Any],
+    workdir: str | None = None,
+    reports: tuple[str, str] | Reporter | None = None,
 ) -> tuple[str, Any, str]:
     """Run the objective and report ``("ok", value, "")`` or ``("error", message, traceback)``.
 
@@ -57,7 +61,27 @@ def call_objective(
     ``result.json`` or ``error.json``. A restarted driver reads them to tell a
     trial that ended (its outcome is on disk) from one cut short by the driver's
     death (only ``params.json``).
+
+    ``reports`` is where the objective's ``ax_scheduler.report()`` calls go: the
+    driver's socket and this trial's token (in a pool worker), or a reporter (in
+    a driver's thread).
     """
+    if reports is None:
+        return _call_in_files(fn, parameters, workdir)
+    if isinstance(reports, tuple):
+        reporter = SocketReporter(*reports)
+        try:
+            with reporting_to(reporter, whole_process=True):
+                return _call_in_files(fn, parameters, workdir)
+        finally:
+            reporter.close()
+    with reporting_to(reports):
+        return _call_in_files(fn, parameters, workdir)
+
+
+def _call_in_files(
+    fn: Callable[[dict[str, Any]], Any], parameters: dict[str, Any], workdir: str | None
+) -> tuple[str, Any, str]:
     if workdir is None:
         return _call(fn, parameters)
     os.makedirs(workdir, exist_ok=True)

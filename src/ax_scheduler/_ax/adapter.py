@@ -11,7 +11,7 @@ from ax.adapter.registry import Generators
 from ax.api.client import Client
 from ax.core.base_trial import BaseTrial
 from ax.core.trial_status import TrialStatus
-from ax.exceptions.core import DataRequiredError, OptimizationComplete
+from ax.exceptions.core import DataRequiredError, OptimizationComplete, OptimizationShouldStop
 from ax.exceptions.generation_strategy import MaxParallelismReachedException
 from ax.generation_strategy.generation_node import GenerationNode
 from ax.service.ax_client import AxClient
@@ -20,6 +20,13 @@ from .._results import MetricSpec, MetricValues, ax_raw_data
 from .._runmetadata import RUN_METADATA_KEY
 from .parameters import Parameters, validate_parameters
 from .snapshot import SnapshotEncoder
+
+
+def first_line(text: str) -> str:
+    """Ax's messages run over several lines; logs and summaries take the first."""
+    lines = text.strip().splitlines()
+    return lines[0].strip() if lines else text
+
 
 #: Ax generators whose candidates do not depend on trial results.
 DATA_FREE_GENERATORS = frozenset({Generators.SOBOL, Generators.UNIFORM})
@@ -33,6 +40,8 @@ class Generated:
         trials: ``(trial_index, parameters)`` of new trials, already RUNNING in Ax.
         exhausted: Ax will never produce more (generation strategy completed).
         blocked: Why Ax produced nothing now but may after more data, or None.
+        stopped: Why Ax will produce no more (with ``exhausted``): its generation
+            strategy completed, or its global-stopping strategy ended the run.
         data_free: Ax's next candidates will not depend on trial results (its
             current generator is quasi-random), so generating them early loses nothing.
     """
@@ -41,6 +50,7 @@ class Generated:
     exhausted: bool = False
     blocked: str | None = None
     data_free: bool = False
+    stopped: str | None = None
 
 
 class AxAdapter:
@@ -111,8 +121,13 @@ class AxAdapter:
             trials, exhausted = self._generate(n)
         except (MaxParallelismReachedException, DataRequiredError) as exc:
             return Generated([], blocked=f"{type(exc).__name__}: {exc}")
+        except OptimizationShouldStop as exc:
+            message = first_line(str(exc.message or exc))
+            return Generated(
+                [], exhausted=True, stopped=f"Ax's global stopping strategy: {message}"
+            )
         except OptimizationComplete:
-            return Generated([], exhausted=True)
+            return Generated([], exhausted=True, stopped="Ax's generation strategy is complete")
         if not trials and not exhausted:
             return Generated([], blocked="Ax's generation strategy produced no trial now")
         return Generated(trials, exhausted=exhausted, data_free=self._generates_without_data())
@@ -156,11 +171,77 @@ class AxAdapter:
         """Record in the trial's run metadata that a scheduler runs it, and how."""
         self.trial(index).update_run_metadata({RUN_METADATA_KEY: dict(info)})
 
-    def complete(self, index: int, values: MetricValues) -> None:
-        """Attach the trial's data and mark it COMPLETED."""
+    def complete(self, index: int, values: MetricValues, progression: float | None = None) -> None:
+        """Attach the trial's data (at ``progression``, its last reported step) and
+        mark it COMPLETED."""
         if self.trial(index).status.is_terminal:
             return
-        self.client.complete_trial(trial_index=index, raw_data=ax_raw_data(values))
+        self._complete(index, ax_raw_data(values), progression)
+
+    def _complete(self, index: int, raw: dict[str, Any], progression: float | None) -> None:
+        raise NotImplementedError
+
+    # -- intermediate data and early stopping ----------------------------------------------
+    def attach_progress(self, index: int, reports: list[tuple[float, MetricValues]]) -> None:
+        """Attach a running trial's reports as its curve: ``(step, values)`` pairs.
+
+        The same for both clients (what ``attach_data(progression=...)`` and
+        ``update_running_trial_with_intermediate_data`` do): a step reported again
+        replaces the earlier value.
+        """
+        trial = self.trial(index)
+        if trial.status.is_terminal or not reports:
+            return
+        raw = [(step, ax_raw_data(values)) for step, values in reports]
+        trial.update_trial_data(raw_data=raw)  # type: ignore[attr-defined]
+
+    def client_early_stopping_strategy(self) -> Any:
+        """The early-stopping strategy set on the client itself, or None."""
+        raise NotImplementedError
+
+    def should_stop(self, strategy: Any, indices: set[int]) -> dict[int, str]:
+        """Which of the RUNNING ``indices`` ``strategy`` stops now, and why.
+
+        The strategy is asked directly, for all of them at once (the modern
+        client's ``should_stop_trial_early`` asks about one trial and installs a
+        default strategy when none is set).
+        """
+        running = {i for i in indices if self.trial(i).status == TrialStatus.RUNNING}
+        if not running:
+            return {}
+        node = getattr(self._generation_strategy(), "_curr", None)
+        decided = strategy.should_stop_trials_early(
+            trial_indices=running, experiment=self.experiment, current_node=node
+        )
+        return {
+            int(i): str(reason or "stopped by the early-stopping strategy")
+            for i, reason in decided.items()
+        }
+
+    def should_stop_optimization(self, strategy: Any) -> str | None:
+        """Why the global-stopping ``strategy`` ends the run now, or None."""
+        stop, message = strategy.should_stop_optimization(experiment=self.experiment)
+        return f"global stopping: {first_line(message)}" if stop else None
+
+    def has_data(self, index: int) -> bool:
+        """Whether the trial has any data (Ax refuses EARLY_STOPPED without)."""
+        return self._has_data(index)
+
+    def early_stop(self, index: int, reason: str) -> None:
+        """Mark the trial EARLY_STOPPED (it has data), keeping the reason."""
+        trial = self.trial(index)
+        if trial.status.is_terminal:
+            return
+        self._note(trial, early_stop_reason=reason)
+        trial.mark_early_stopped()
+
+    def progress_steps(self) -> dict[int, float]:
+        """The last reported step of each trial with curve data (for a resumed run)."""
+        df = self.experiment.lookup_data().full_df
+        if df.empty or "step" not in df.columns:
+            return {}
+        steps = df.dropna(subset=["step"]).groupby("trial_index")["step"].max()
+        return {int(i): float(s) for i, s in steps.items()}
 
     def fail(self, index: int, reason: str) -> None:
         """Mark the trial FAILED, keeping the reason in Ax (status_reason, run metadata)."""

@@ -46,6 +46,14 @@ class LegacyAdapter(AxAdapter):
         _, index = self.client.attach_trial(parameters=parameters)
         return index
 
+    def client_early_stopping_strategy(self) -> Any:
+        return self.client.early_stopping_strategy
+
+    def _complete(self, index: int, raw: dict[str, Any], progression: float | None) -> None:
+        # update_running_trial_with_intermediate_data's form: [(progression, data)]
+        data: Any = raw if progression is None else [(progression, raw)]
+        self.client.complete_trial(trial_index=index, raw_data=data)
+
     def _best(self) -> Parameters | None:
         best = self.client.get_best_parameters()
         return None if best is None else dict(best[0])
@@ -89,6 +97,19 @@ class ModernAdapter(AxAdapter):
 
     def attach(self, parameters: Parameters) -> int:
         return self.client.attach_trial(parameters=parameters)
+
+    def client_early_stopping_strategy(self) -> Any:
+        return self.client._maybe_early_stopping_strategy
+
+    def _complete(self, index: int, raw: dict[str, Any], progression: float | None) -> None:
+        step = (
+            None
+            if progression is None
+            else int(progression)
+            if progression.is_integer()
+            else progression
+        )
+        self.client.complete_trial(trial_index=index, raw_data=raw, progression=step)  # type: ignore[arg-type]
 
     def _best(self) -> Parameters | None:
         params, *_ = self.client.get_best_parameterization()

@@ -6,7 +6,7 @@ One module per group of options; every model turns pydantic's errors into a
 
 from ._base import describe_validation_error
 from .objectives import ContainerOptions, ScriptOptions
-from .scheduler import SchedulerConfig
+from .scheduler import EarlyStoppingConfig, GlobalStoppingConfig, SchedulerConfig
 from .slurm import MANAGED_SBATCH_OPTIONS, SlurmConfig
 from .ssh import ENV_NAME, SSHConfig, SSHHost, SSHOptions
 
@@ -14,6 +14,8 @@ __all__ = [
     "ENV_NAME",
     "MANAGED_SBATCH_OPTIONS",
     "ContainerOptions",
+    "EarlyStoppingConfig",
+    "GlobalStoppingConfig",
     "SSHConfig",
     "SSHHost",
     "SSHOptions",

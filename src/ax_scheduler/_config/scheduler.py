@@ -24,6 +24,69 @@ from .._exceptions import ConfigError
 from ._base import describe_validation_error
 
 
+class EarlyStoppingConfig(BaseModel):
+    """``config={"early_stopping": {...}}``: Ax's ``PercentileEarlyStoppingStrategy``.
+
+    A running trial whose reported objective is worse than ``percentile`` percent
+    of the other trials' at the same step is stopped, once it passed
+    ``min_progression`` and ``min_curves`` trials have curves.
+
+    Attributes:
+        percentile: The share of trials (0-100) a trial may fall behind before it
+            is stopped: 50 stops the worse half.
+        min_progression: No trial is stopped before this step.
+        max_progression: No trial is stopped after this step (nearly done).
+        min_curves: Trials with curves needed before any is stopped.
+        metric: The metric judged; None is the experiment's objective.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    percentile: float = Field(default=50.0, gt=0.0, lt=100.0)
+    min_progression: NonNegativeFloat = 10.0
+    max_progression: PositiveFloat | None = None
+    min_curves: PositiveInt = 5
+    metric: str | None = None
+
+    def strategy(self) -> Any:
+        """The Ax strategy these options describe (imports Ax: call on the Ax thread)."""
+        from ax.early_stopping.strategies import PercentileEarlyStoppingStrategy
+
+        return PercentileEarlyStoppingStrategy(
+            metric_signatures=None if self.metric is None else [self.metric],
+            percentile_threshold=self.percentile,
+            min_progression=self.min_progression,
+            max_progression=self.max_progression,
+            min_curves=self.min_curves,
+        )
+
+
+class GlobalStoppingConfig(BaseModel):
+    """``config={"global_stopping": {...}}``: Ax's ``ImprovementGlobalStoppingStrategy``.
+
+    ``run_optimization`` returns early once the best value improved by less than
+    ``improvement_bar`` (relative to the spread of values) over the last
+    ``window_size`` trials, after at least ``min_trials`` completed.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_trials: PositiveInt = 10
+    window_size: PositiveInt = 5
+    improvement_bar: PositiveFloat = 0.1
+
+    def strategy(self) -> Any:
+        """The Ax strategy these options describe (imports Ax: call on the Ax thread)."""
+        from ax.global_stopping.strategies.improvement import ImprovementGlobalStoppingStrategy
+
+        return ImprovementGlobalStoppingStrategy(
+            min_trials=self.min_trials,
+            window_size=self.window_size,
+            improvement_bar=self.improvement_bar,
+            inactive_when_pending_trials=False,
+        )
+
+
 class SchedulerConfig(BaseModel):
     """Options of :class:`~ax_scheduler.AxScheduler`, passed as ``config={...}``.
 
@@ -74,6 +137,16 @@ class SchedulerConfig(BaseModel):
         requeue_lost_trials: When resuming, a trial whose job died with the driver
             (local pool) is marked FAILED ("driver restarted"); True also runs its
             parameters again as a new trial.
+        early_stopping: Stop running trials whose reports (``ax_scheduler.report``,
+            progress lines) fall behind: an :class:`EarlyStoppingConfig` dict such
+            as ``{"percentile": 50, "min_progression": 10}``. None (default) uses
+            the strategy set on the Ax client, if any, and otherwise stops nothing.
+        early_stopping_grace: Seconds a trial told to stop has to end by itself
+            (its next ``report()`` raises, a script gets SIGTERM) before it is
+            stopped like a cancelled one (process killed, ``scancel``, ``docker stop``).
+        global_stopping: End ``run_optimization`` early when the best value stops
+            improving: a :class:`GlobalStoppingConfig` dict such as
+            ``{"min_trials": 10, "window_size": 5, "improvement_bar": 0.1}``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -100,6 +173,9 @@ class SchedulerConfig(BaseModel):
     checkpoint_path: Path | None = None
     requeue_lost_trials: bool = False
     progress: bool = True
+    early_stopping: EarlyStoppingConfig | None = None
+    early_stopping_grace: NonNegativeFloat = 5.0
+    global_stopping: GlobalStoppingConfig | None = None
 
     #: Options with two accepted names: the second is the older library's or Ax's.
     ALIASES: ClassVar[dict[str, str]] = {

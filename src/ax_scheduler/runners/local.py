@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import signal
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -31,6 +32,10 @@ from .. import _shutdown
 from .._aio import shielded
 from .._exceptions import ConfigError, ObjectiveError, RunnerError, TrialError, WorkerDiedError
 from .._jobs import FunctionObjective, Job, ScriptObjective
+from .._pidfile import signal_group
+from .._progressfile import LocalProgressFiles, local_progress_file
+from .._reporting import CallbackReporter
+from .._reportserver import ReportServer
 from .._script import TrialFiles, rejoin_script, run_script
 from .._worker import call_objective, init_worker, noop
 from .._workerfiles import reported_error
@@ -158,6 +163,8 @@ class JobLibRunner(Runner):
         self._idle: list[_Slot] = list(self._slots)
         self._threads: Executor | None = None
         self._ready: anyio.Event | None = None
+        self._reports = ReportServer()
+        self._progress_files = LocalProgressFiles()
 
     @property
     def capacity(self) -> int:
@@ -179,6 +186,7 @@ class JobLibRunner(Runner):
                     self.n_jobs, thread_name_prefix="ax-scheduler-trial"
                 )
                 return
+            await self._reports.start()
             async with anyio.create_task_group() as group:
                 for slot in self._slots:
                     group.start_soon(anyio.to_thread.run_sync, slot.warm)
@@ -194,7 +202,8 @@ class JobLibRunner(Runner):
         """
         if isinstance(job.objective, ScriptObjective):
             job.info["job_dir"] = str(job.workdir)
-            return await run_script(job)  # a subprocess of its own, no pool worker
+            # a subprocess of its own, no pool worker
+            return await self._followed(job, run_script(job))
         if not isinstance(job.objective, FunctionObjective):
             raise RunnerError(f"{self!r} cannot run a {type(job.objective).__name__}")
         fn = job.objective.fn
@@ -230,7 +239,7 @@ class JobLibRunner(Runner):
         since = job.info.get("dispatched_at")
         if isinstance(job.objective, ScriptObjective):
             job.info["job_dir"] = str(job.workdir)
-            return rejoin_script(job, since)
+            return self._followed(job, rejoin_script(job, since))
         if self.backend == "threading" or not isinstance(job.objective, FunctionObjective):
             return None
         files = TrialFiles(job.workdir)
@@ -251,6 +260,25 @@ class JobLibRunner(Runner):
         )
         return _settled(left)
 
+    async def _followed(self, job: Job, work: Awaitable[Any]) -> Any:
+        """Await a script's ``work``, reading its progress file meanwhile; the stop
+        is SIGTERM to its process group."""
+        path = local_progress_file(job)
+        unwatch = self._progress_files.watch(job, path) if path is not None else None
+
+        def terminate(reason: str) -> None:
+            pid = job.info.get("pid")
+            if isinstance(pid, int):
+                signal_group(pid, signal.SIGTERM)
+
+        unstop = job.channel.on_stop(terminate)
+        try:
+            return await work
+        finally:
+            unstop()
+            if unwatch is not None:
+                await shielded(unwatch())
+
     def _take_slot(self) -> _Slot:
         if not self._idle:  # the scheduler never exceeds capacity
             raise RuntimeError(f"{self!r}: more concurrent run() calls than n_jobs")
@@ -263,7 +291,16 @@ class JobLibRunner(Runner):
         if job.workdir is not None:
             workdir = str(job.workdir)
             job.info["job_dir"] = workdir  # the worker leaves params, logs and result there
-        future = await self._submit(slot, (call_objective, fn, job.parameters, workdir))
+        reports, unregister = self._reports.register(job)
+        try:
+            return await self._await_worker(slot, job, (fn, job.parameters, workdir, reports))
+        finally:
+            unregister()
+
+    async def _await_worker(
+        self, slot: _Slot, job: Job, args: tuple[Any, ...]
+    ) -> tuple[str, Any, str]:
+        future = await self._submit(slot, (call_objective, *args))
         try:
             if _cancelled_while_submitting():
                 raise asyncio.CancelledError
@@ -304,7 +341,18 @@ class JobLibRunner(Runner):
         self, fn: Callable[[dict[str, Any]], Any], job: Job
     ) -> tuple[str, Any, str]:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._threads, call_objective, fn, job.parameters)
+
+        def deliver(step: float, metrics: dict[str, Any]) -> None:
+            loop.call_soon_threadsafe(job.channel.deliver, step, metrics)
+
+        reporter = CallbackReporter(deliver)
+        unstop = job.channel.on_stop(lambda reason: setattr(reporter, "reason", reason))
+        try:
+            return await loop.run_in_executor(
+                self._threads, call_objective, fn, job.parameters, None, reporter
+            )
+        finally:
+            unstop()
 
     @staticmethod
     def _unwrap(outcome: tuple[str, Any, str]) -> Any:
@@ -320,6 +368,8 @@ class JobLibRunner(Runner):
         if self._threads is not None:
             self._threads.shutdown(wait=False, cancel_futures=True)
             self._threads = None
+        await self._progress_files.aclose()
+        await self._reports.aclose()
         self._ready = None
 
 

@@ -1,0 +1,230 @@
+"""Trials that report while they run, and the early-stopping strategy that stops them.
+
+Real local runners: loky worker processes (the report socket), threads, an
+``async def`` objective on the loop, and a script writing progress lines. The
+curves (tests/curves.py) make bad trials plain from their early steps, and the
+batches run good trials first, so which trials stop is known in advance.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import curves
+from ax_scheduler import (
+    AxScheduler,
+    ConfigError,
+    JobLibRunner,
+    TrialStoppedEarly,
+    report,
+)
+from conftest import experiment_of, legacy_client, modern_client, statuses
+
+SCRIPTS = Path(__file__).parent / "scripts"
+
+GOOD = [{"x": 0.0, "y": 0.0}, {"x": 0.1, "y": 0.0}]
+BAD = [{"x": 1.5, "y": 1.5}, {"x": 1.8, "y": -1.8}]
+EARLY_STOPPING = {"percentile": 50, "min_progression": 5, "min_curves": 2}
+
+
+def steps_in_ax(client: Any) -> dict[int, list[float]]:
+    """Each trial's reported steps, as Ax holds them."""
+    df = experiment_of(client).lookup_data().full_df
+    return {
+        int(index): sorted(group["step"].dropna().tolist())
+        for index, group in df.groupby("trial_index")
+    }
+
+
+def run_batch(scheduler: AxScheduler, parameters: list[dict[str, float]]) -> None:
+    with scheduler.batch_trial_context() as batch:
+        for params in parameters:
+            batch.add_trial(params)
+
+
+@pytest.mark.parametrize("backend", ["loky", "threading"])
+def test_a_percentile_strategy_stops_the_bad_trials_of_a_function_on_the_local_pool(
+    backend: str, tmp_path: Path
+) -> None:
+    client = modern_client()
+    config = {"job_output_dir": str(tmp_path), "early_stopping": EARLY_STOPPING}
+    with AxScheduler(client, JobLibRunner(n_jobs=2, backend=backend), config) as scheduler:
+        scheduler.set_objective_function(curves.curve)
+        run_batch(scheduler, GOOD + BAD)
+    assert statuses(client) == {
+        0: "COMPLETED",
+        1: "COMPLETED",
+        2: "EARLY_STOPPED",
+        3: "EARLY_STOPPED",
+    }
+    steps = steps_in_ax(client)
+    assert steps[0] == steps[1] == [float(step) for step in range(curves.STEPS)]
+    for stopped in (2, 3):  # stopped once past min_progression, long before the end
+        assert 5 <= max(steps[stopped]) < curves.STEPS - 5
+    reason = experiment_of(client).trials[2].run_metadata["ax_scheduler"]["early_stop_reason"]
+    assert "percentile" in reason
+
+
+def test_the_legacy_clients_own_strategy_stops_an_async_objectives_bad_trials() -> None:
+    from ax.early_stopping.strategies import PercentileEarlyStoppingStrategy
+    from ax.service.ax_client import AxClient, ObjectiveProperties
+
+    from conftest import PARAMETERS, sobol_only
+
+    strategy = PercentileEarlyStoppingStrategy(min_progression=5, min_curves=2)
+    client = AxClient(
+        generation_strategy=sobol_only(), early_stopping_strategy=strategy, verbose_logging=False
+    )
+    client.create_experiment(
+        name="legacy_curves",
+        parameters=PARAMETERS,
+        objectives={"objective": ObjectiveProperties(minimize=True)},
+        support_intermediate_data=True,
+    )
+    with AxScheduler(client, JobLibRunner(n_jobs=2)) as scheduler:
+        scheduler.set_objective_function(curves.async_curve)
+        run_batch(scheduler, GOOD + BAD)
+    assert statuses(client) == {
+        0: "COMPLETED",
+        1: "COMPLETED",
+        2: "EARLY_STOPPED",
+        3: "EARLY_STOPPED",
+    }
+    assert max(steps_in_ax(client)[3]) < curves.STEPS - 5
+
+
+def test_a_scripts_progress_lines_are_its_curve_a_malformed_one_is_skipped_and_sigterm_stops_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = legacy_client()
+    config = {"job_output_dir": str(tmp_path), "early_stopping": EARLY_STOPPING}
+    with AxScheduler(client, JobLibRunner(n_jobs=2), config) as scheduler:
+        scheduler.set_script_objective(
+            SCRIPTS / "curve_script.py", {"interpreter": sys.executable, "args": ["20"]}
+        )
+        with caplog.at_level(logging.WARNING, logger="ax_scheduler"):
+            run_batch(scheduler, GOOD + BAD)
+    assert statuses(client) == {
+        0: "COMPLETED",
+        1: "COMPLETED",
+        2: "EARLY_STOPPED",
+        3: "EARLY_STOPPED",
+    }
+    steps = steps_in_ax(client)
+    assert steps[0] == [float(step) for step in range(20) if step != 2]  # step 2's line is bad
+    assert max(steps[2]) < 15
+    skipped = [r.getMessage() for r in caplog.records if "progress line" in r.getMessage()]
+    assert any(message.startswith("trial 0: progress line 3 of ") for message in skipped)
+    assert all("not JSON" in message for message in skipped)
+
+
+def test_a_trial_that_ignores_the_stop_is_killed_after_the_grace_period(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "log"
+    log.mkdir()
+    monkeypatch.setenv("CURVE_LOG", str(log))
+    client = modern_client()
+    config = {
+        "job_output_dir": str(tmp_path / "out"),
+        "early_stopping": {**EARLY_STOPPING, "min_curves": 1},
+        "early_stopping_grace": 0.5,
+        "trial_timeout": 60,
+    }
+    with AxScheduler(client, JobLibRunner(n_jobs=1), config) as scheduler:
+        scheduler.set_objective_function(curves.curve)
+        run_batch(scheduler, GOOD[:1])
+        scheduler.set_objective_function(curves.stubborn_curve)
+        run_batch(scheduler, BAD[:1])
+    assert statuses(client) == {0: "COMPLETED", 1: "EARLY_STOPPED"}
+    [told] = log.iterdir()
+    # Every report after the stop raised again; it kept going until the grace ran out.
+    assert int(told.read_text()) >= 3
+
+
+def test_reports_without_a_strategy_are_curves_and_the_result_lands_on_the_last_step(
+    tmp_path: Path,
+) -> None:
+    client = modern_client()
+    with AxScheduler(client, JobLibRunner(n_jobs=2), {"job_output_dir": str(tmp_path)}) as s:
+        s.set_objective_function(curves.curve)
+        run_batch(s, GOOD + BAD)
+    assert set(statuses(client).values()) == {"COMPLETED"}
+    df = experiment_of(client).lookup_data().full_df
+    last = df[(df.trial_index == 2) & (df.step == curves.STEPS - 1)]
+    assert last["mean"].tolist() == [pytest.approx(curves.loss(BAD[0], curves.STEPS - 1))]
+    # The modern client's default strategy is never installed: nothing was stopped.
+    assert client._maybe_early_stopping_strategy is None
+
+
+def test_run_optimization_counts_stopped_trials_toward_max_trials_and_lists_them(
+    tmp_path: Path,
+) -> None:
+    client = modern_client()
+    config = {"job_output_dir": str(tmp_path), "early_stopping": EARLY_STOPPING}
+    with AxScheduler(client, JobLibRunner(n_jobs=2), config) as scheduler:
+        scheduler.set_objective_function(curves.curve)
+        scheduler.run_optimization(max_trials=8)
+        summary = scheduler.last_run
+    assert summary is not None
+    assert len(summary.trials) == 8
+    stopped = [i for i, status in statuses(client).items() if status == "EARLY_STOPPED"]
+    assert sorted(summary.early_stopped) == stopped
+    assert set(summary.completed).isdisjoint(stopped)
+    assert len(summary.completed) + len(stopped) == 8
+
+
+def test_stop_when_ends_the_run_with_its_reason(tmp_path: Path) -> None:
+    client = modern_client()
+    with AxScheduler(client, JobLibRunner(n_jobs=2), {"job_output_dir": str(tmp_path)}) as s:
+        s.set_objective_function(curves.curve)
+        s.run_optimization(
+            max_trials=20, stop_when=lambda progress: progress.completed >= 3 and "enough"
+        )
+        summary = s.last_run
+    assert summary is not None
+    assert summary.stopped_because == "stop_when: enough"
+    assert 3 <= len(summary.completed) < 20
+
+
+def test_report_outside_a_trial_and_bad_values_raise_clear_errors() -> None:
+    with pytest.raises(RuntimeError, match="outside a trial"):
+        report({"loss": 1.0}, step=1)
+    from ax_scheduler._reporting import CallbackReporter, reporting_to
+
+    with reporting_to(CallbackReporter(lambda step, metrics: None)):
+        with pytest.raises(TypeError, match="'loss' must be a number"):
+            report({"loss": "high"}, step=1)
+        with pytest.raises(TypeError, match="step"):
+            report({"loss": 1.0}, step=float("nan"))
+    stopped = CallbackReporter(lambda step, metrics: None)
+    stopped.reason = "worse than the median"
+    with reporting_to(stopped), pytest.raises(TrialStoppedEarly, match="median"):
+        report({"loss": 1.0}, step=2)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"percentile": 150}, "early_stopping.percentile"),
+        ({"min_curves": 0}, "early_stopping.min_curves"),
+        ({"patience": 3}, "patience"),
+    ],
+)
+def test_bad_early_stopping_options_name_the_key(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        AxScheduler(modern_client(), JobLibRunner(), {"early_stopping": options})
+
+
+def test_a_strategy_set_on_the_client_and_in_config_is_refused() -> None:
+    from ax.early_stopping.strategies import PercentileEarlyStoppingStrategy
+
+    client = modern_client()
+    client.set_early_stopping_strategy(PercentileEarlyStoppingStrategy())
+    with pytest.raises(ConfigError, match="set twice"):
+        AxScheduler(client, JobLibRunner(), {"early_stopping": EARLY_STOPPING})
