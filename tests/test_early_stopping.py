@@ -228,3 +228,27 @@ def test_a_strategy_set_on_the_client_and_in_config_is_refused() -> None:
     client.set_early_stopping_strategy(PercentileEarlyStoppingStrategy())
     with pytest.raises(ConfigError, match="set twice"):
         AxScheduler(client, JobLibRunner(), {"early_stopping": EARLY_STOPPING})
+
+
+def test_the_experiment_file_takes_early_stopping_and_names_a_bad_key_by_its_line(
+    tmp_path: Path,
+) -> None:
+    from ax_scheduler import SpecError
+    from ax_scheduler.cli.spec import load_file
+
+    examples = Path(__file__).parents[1] / "examples"
+    base = (examples / "experiment.yaml").read_text()
+    (tmp_path / "cli_objective.py").write_text((examples / "cli_objective.py").read_text())
+    good = tmp_path / "good.yaml"
+    good.write_text(base + "  early_stopping: {percentile: 40, min_progression: 3}\n")
+    spec = load_file(good)
+    options = spec.experiment.config.early_stopping
+    assert options is not None
+    assert (options.percentile, options.min_progression) == (40, 3)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(base + "  early_stopping: {percentile: 400}\n")
+    with pytest.raises(SpecError) as raised:
+        load_file(bad)
+    line = base.count("\n") + 1
+    assert f"bad.yaml:{line}: config.early_stopping.percentile:" in str(raised.value)
+    assert "less than 100 (got 400)" in str(raised.value)

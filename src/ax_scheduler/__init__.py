@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from ._config import SSHConfig as SSHConfig
     from ._config import SSHHost as SSHHost
     from ._config import SSHOptions as SSHOptions
+    from ._events import Event as Event
     from ._exceptions import AxSchedulerError as AxSchedulerError
     from ._exceptions import CheckpointError as CheckpointError
     from ._exceptions import CommandTimeout as CommandTimeout
@@ -60,6 +61,7 @@ _EXPORTS = {
     "ContainerOptions": "._config",
     "DockerRunner": ".runners",
     "EarlyStoppingConfig": "._config",
+    "Event": "._events",
     "GlobalStoppingConfig": "._config",
     "AxSchedulerError": "._exceptions",
     "Batch": "._batch",

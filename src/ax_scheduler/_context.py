@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ._aio import shielded
@@ -20,6 +20,7 @@ from ._axthread import AxThread
 from ._checkpoint import Checkpointer
 from ._clock import Clock
 from ._config import SchedulerConfig
+from ._events import Events
 from ._exceptions import SchedulerClosedError
 from ._outcomes import Progress
 from .runners._base import Runner
@@ -40,6 +41,7 @@ class Context:
         ax_thread: The one thread that touches Ax.
         checkpoint: Rewrites the checkpoint after changes, if one is configured.
         closed: Set once the scheduler is closed: nothing new may start.
+        events: The run's events, for applications (emitted on the loop).
     """
 
     ax: AxAdapter
@@ -50,6 +52,7 @@ class Context:
     ax_thread: AxThread
     checkpoint: Checkpointer | None = None
     closed: bool = False
+    events: Events = field(default_factory=Events)
 
     async def call_ax(self, fn: Callable[..., T], *args: Any, urgent: bool = False) -> T:
         """Run a blocking Ax operation on the Ax thread.

@@ -37,6 +37,7 @@ from ._clock import REAL_CLOCK, Clock
 from ._config import SchedulerConfig
 from ._context import Context
 from ._earlystop import Progressions
+from ._events import Events
 from ._exceptions import ObjectiveNotSetError
 from ._files import write_atomically
 from ._jobs import Objective
@@ -265,8 +266,15 @@ class Scheduler:
         await self._trials.aclose(self.interrupt_reason or "cancelled: the scheduler was closed")
         await self.runner.aclose()
         self._ctx.ax_thread.shutdown()
+        self._ctx.events.close()
 
     def close_unused(self) -> None:
         """Close a scheduler that never ran anything (no loop, no workers)."""
         self._ctx.closed = True
         self._ctx.ax_thread.shutdown()
+        self._ctx.events.close()
+
+    @property
+    def events(self) -> Events:
+        """The run's events (see ``_events``)."""
+        return self._ctx.events

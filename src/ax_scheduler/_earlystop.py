@@ -37,9 +37,7 @@ class Progressions:
     """Collects reports, records them in Ax, and asks the early-stopping strategy.
 
     Args:
-        ctx: The scheduler's shared parts.
-        on_report: Called (on the loop) with ``(trial, step, metrics)`` for each
-            accepted report: the run's events.
+        ctx: The scheduler's shared parts (each accepted report is an event).
 
     Attributes:
         last_step: Trial index -> the last step recorded (from Ax for a resumed run).
@@ -47,11 +45,8 @@ class Progressions:
             the stop request, per stopped trial (the bench reads them).
     """
 
-    def __init__(
-        self, ctx: Context, on_report: Callable[[int, float, dict[str, Any]], None] | None = None
-    ) -> None:
+    def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
-        self._on_report = on_report
         self._jobs: dict[int, Job] = {}
         self._pending: dict[int, Reports] = {}
         self._arrived: dict[int, float] = {}  # trial -> when its oldest unrecorded report came
@@ -113,8 +108,7 @@ class Progressions:
         self._arrived.setdefault(index, time.monotonic())
         if index not in self._next:
             self._next[index] = asyncio.get_running_loop().create_future()
-        if self._on_report is not None:
-            self._on_report(index, step, metrics)
+        self._ctx.events.emit("trial_reported", index, step=step, metrics=metrics)
         if self._flushing is None or self._flushing.done():
             self._flushing = asyncio.create_task(self._flush(), name="ax-scheduler-reports")
 
@@ -142,6 +136,7 @@ class Progressions:
                     if not recorded.done():
                         recorded.set_result(None)
                 self._current = {}
+            self._ctx.changed()  # the checkpoint keeps curves too (coalesced, paced)
             for index, reason in stops.items():
                 self._stop(index, reason, arrived.get(index))
 

@@ -35,6 +35,7 @@ class Recorder:
         failed: Trial index -> failure reason.
         abandoned: Trial index -> why it was cancelled.
         early_stopped: Trial index -> the early-stopping strategy's reason.
+        values: Trial index -> its recorded metric means, for completed trials.
     """
 
     def __init__(self, ax: AxAdapter, runner: str, progress: Progress) -> None:
@@ -45,6 +46,7 @@ class Recorder:
         self.failed: dict[int, str] = {}
         self.abandoned: dict[int, str] = {}
         self.early_stopped: dict[int, str] = {}
+        self.values: dict[int, dict[str, float]] = {}
         self._ignored_metrics: set[str] = set()  # warned about once
         self._directions: dict[str, str] | None = None  # objective -> "minimize"/"maximize"
 
@@ -126,6 +128,7 @@ class Recorder:
         except Exception as exc:  # noqa: BLE001 - Ax refused the data
             return TrialError(f"Ax rejected the result {value!r}: {type(exc).__name__}: {exc}")
         self.ended.add(index)
+        self.values[index] = {name: mean for name, (mean, _) in metrics.items()}
         self._progress.completed += 1
         self._track_best(metrics)
         logger.info(
@@ -173,6 +176,16 @@ class Recorder:
             value, best = metrics[name][0], self._progress.best.get(name)
             if best is None or (value < best if direction == "minimize" else value > best):
                 self._progress.best[name] = value
+
+    def outcome_of(self, index: int) -> tuple[str, dict[str, Any]]:
+        """The event kind and data of the trial's recorded outcome."""
+        if index in self.values:
+            return "trial_completed", {"metrics": self.values[index]}
+        if index in self.early_stopped:
+            return "trial_early_stopped", {"reason": self.early_stopped[index]}
+        if index in self.failed:
+            return "trial_failed", {"reason": self.failed[index]}
+        return "trial_abandoned", {"reason": self.abandoned.get(index, "")}
 
 
 def _failure_kind(error: Exception) -> str:

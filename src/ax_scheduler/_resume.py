@@ -69,6 +69,9 @@ class Resumer:
         """Re-attach each lost trial's job, or fail (and maybe re-queue) the trial."""
         lost, self.lost = self.lost, []
         runner = self._ctx.runner
+        # A re-attached trial's progress file is read again from its start: what
+        # Ax already has of its curve (the checkpoint's) is not recorded twice.
+        self._trials.resume_progress(await self._ctx.call_ax(self._ctx.ax.progress_steps))
         for index, handle, parameters in await self._ctx.call_ax(self._handles, lost):
             job = self._trials.job(index, parameters)
             # dispatched_at stays: a runner tells files this trial wrote from older ones.

@@ -71,10 +71,19 @@ class RunLoop:
         """
         self._ctx.progress.total += len(adopted)
         self._stopped_because, self._stop_when = None, stop_when
+        self._ctx.events.emit("run_started", max_trials=max_trials)
         mine = set(adopted)
         run = [index for index, task in self._trials.tasks.items() if task in mine]
         timed_out = await self._until_done(max_trials, timeout, on_timeout, mine, run)
-        self.last_run = self._summary(run, timed_out, on_timeout if timed_out else None)
+        self.last_run = summary = self._summary(run, timed_out, on_timeout if timed_out else None)
+        self._ctx.events.emit(
+            "run_ended",
+            completed=summary.completed,
+            failed=sorted(summary.failed),
+            early_stopped=sorted(summary.early_stopped),
+            abandoned=sorted(summary.abandoned),
+            stopped_because=summary.stopped_because,
+        )
         await self._trials.settle()
         best = await self._ctx.call_ax(self._ctx.ax.best)
         if run and not self.last_run.completed:

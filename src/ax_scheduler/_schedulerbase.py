@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from types import TracebackType
@@ -20,6 +20,7 @@ from . import _shutdown
 from ._batch import Batch, batch_context_async
 from ._config import SchedulerConfig
 from ._core import Scheduler
+from ._events import Event
 from ._objective import container_objective, function_objective, script_objective
 from ._outcomes import Best, Progress, RunSummary
 from ._runloop import StopWhen
@@ -188,6 +189,33 @@ class SchedulerBase:
     async def save_experiment_async(self, path: str | os.PathLike[str]) -> Path:
         """Async form of :meth:`save_experiment`."""
         return await self._core.save(path)
+
+    def events(self) -> AsyncIterator[Event]:
+        """Every event of the runs from now on, until the scheduler closes.
+
+        ``async for event in scheduler.events(): ...`` on the event loop that
+        runs the trials (the ``*_async`` methods'): a trial queued, started,
+        reported (``step``, ``metrics``), completed, failed, stopped early or
+        abandoned, and each run's start and end. ``event.to_json()`` is ready to
+        stream to a web page. A reader that falls 10,000 events behind loses the
+        oldest (counted in ``event.dropped``). The sync API's counterpart is
+        :meth:`on_event`.
+        """
+        return self._core.events.subscribe()
+
+    def on_event(self, callback: Callable[[Event], Any]) -> Callable[[], None]:
+        """Call ``callback(event)`` for every event (see :meth:`events`).
+
+        It runs on the scheduler's event loop (the sync API's loop thread) and
+        must return quickly; one that raises is logged and removed.
+
+        Returns:
+            A function that unregisters the callback.
+
+        Raises:
+            TypeError: ``callback`` is not callable.
+        """
+        return self._core.events.on_event(callback)
 
     async def results_async(self) -> pd.DataFrame:
         """Async form of :meth:`results`."""

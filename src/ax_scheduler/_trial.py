@@ -126,6 +126,10 @@ class Trials:
         self.jobs[index] = job  # the runner fills in job.info; recorded with the trial
         return job
 
+    def resume_progress(self, steps: dict[int, float]) -> None:
+        """Trials' last steps in Ax, for re-attached trials whose reports are read again."""
+        self._progressions.resume_from(steps)
+
     def jobs_for(self, trials: list[tuple[int, Parameters]]) -> list[Job]:
         """The jobs of ``(trial index, parameters)`` pairs."""
         return [self.job(index, params) for index, params in trials]
@@ -145,6 +149,7 @@ class Trials:
         self.tasks[index] = task
         self._ctx.progress.queued += 1
         logger.info("trial %d queued for %s", index, self._ctx.runner.kind)
+        self._ctx.events.emit("trial_queued", index, parameters=dict(job.parameters))
         return task
 
     def work(self, job: Job) -> Awaitable[Any]:
@@ -175,6 +180,8 @@ class Trials:
                 self._ctx.call_ax(record, index, outcome, seconds, job.info, step, urgent=True)
             )
             change = self._ctx.changed()
+            kind, data = self._recorder.outcome_of(index)
+            self._ctx.events.emit(kind, index, seconds=seconds, **data)
             if completed and self._ctx.config.cleanup_after_completion:
                 self._cleanups.start(job, change)
         finally:
@@ -246,6 +253,7 @@ class Trials:
         abandon = self._recorder.abandon
         await shielded(self._ctx.call_ax(abandon, index, reason, job.info, urgent=True))
         self._ctx.changed()
+        self._ctx.events.emit("trial_abandoned", index, reason=reason)
         logger.warning(
             "trial %d abandoned: %s (%s%s)",
             index,
@@ -260,6 +268,7 @@ class Trials:
         self._ctx.progress.running += 1
         job.info.setdefault("started_at", time.time())
         logger.info("trial %d started on %s", job.trial_index, self._ctx.runner.kind)
+        self._ctx.events.emit("trial_started", job.trial_index, runner=self._ctx.runner.kind)
 
     def _note_ended(self, waiting: bool) -> None:
         if waiting:
