@@ -93,9 +93,26 @@ def container_name(job: Job, suffix: str) -> str:
 
 
 def docker_run_argv(
-    engine: str, objective: ContainerObjective, job: Job, name: str, user: str
+    engine: str,
+    objective: ContainerObjective,
+    job: Job,
+    name: str,
+    user: str,
+    *,
+    init: bool = False,
 ) -> list[str]:
-    """The complete ``docker run`` command line of one trial (no shell involved)."""
+    """The complete ``docker run`` command line of one trial (no shell involved).
+
+    Args:
+        engine: The engine's client command.
+        objective: What the container runs.
+        job: The trial (its folder is mounted at ``/job``).
+        name: The container's name.
+        user: ``uid:gid`` it runs as.
+        init: Run the command under the engine's init (``--init``), which passes
+            signals on: as PID 1 the command itself would ignore a SIGTERM it set
+            no handler for (an early stop, ``docker stop``).
+    """
     assert job.workdir is not None
     env = trial_environment(objective.env, objective.placeholders(job.trial_index))
     # No --rm: the runner removes the container once it has read the result, so a
@@ -104,6 +121,8 @@ def docker_run_argv(
     argv += ["--volume", f"{job.workdir}:{CONTAINER_WORKDIR}", "--workdir", CONTAINER_WORKDIR]
     for host, target in objective.volumes:
         argv += ["--volume", f"{host}:{target}"]
+    if init:
+        argv.append("--init")
     for key, value in env.items():
         argv += ["--env", f"{key}={value}"]
     argv += _limits(objective)
