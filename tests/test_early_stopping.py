@@ -252,3 +252,28 @@ def test_the_experiment_file_takes_early_stopping_and_names_a_bad_key_by_its_lin
     line = base.count("\n") + 1
     assert f"bad.yaml:{line}: config.early_stopping.percentile:" in str(raised.value)
     assert "less than 100 (got 400)" in str(raised.value)
+
+
+@pytest.mark.parametrize("variant", [[], ["--script"]], ids=["function", "script"])
+def test_the_early_stopping_example_runs_and_lists_its_stops(
+    variant: list[str], tmp_path: Path
+) -> None:
+    import subprocess
+
+    example = Path(__file__).parents[1] / "examples" / "early_stopping.py"
+    result = subprocess.run(
+        [sys.executable, str(example), *variant],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("best parameters: {'lr': ")
+    completed = eval(lines[1].removeprefix("completed: "))  # a printed list of ints
+    stopped = eval(lines[2].removeprefix("stopped early: "))
+    assert len(completed) + len(stopped) == 8
+    assert all("percentile" in line for line in lines[3:])
+    assert len(lines[3:]) == len(stopped)
