@@ -41,6 +41,7 @@ from ._pidfile import (
     wait_for_exit,
     write_pid_file,
 )
+from ._reporting import PROGRESS_FILE_NAME
 
 logger = logging.getLogger("ax_scheduler")
 
@@ -221,6 +222,7 @@ class TrialFiles:
         # params.json is written: a fresh params.json vouches for the rest).
         self.result.unlink(missing_ok=True)
         self.pid.unlink(missing_ok=True)
+        (self.workdir / PROGRESS_FILE_NAME).unlink(missing_ok=True)  # an earlier run's curve
         self.params.write_text(json.dumps(dict(parameters), indent=2), encoding="utf-8")
 
     def holds_trial(self, parameters: Mapping[str, Any], since: float | None) -> bool:
