@@ -277,3 +277,42 @@ def test_the_early_stopping_example_runs_and_lists_its_stops(
     assert len(completed) + len(stopped) == 8
     assert all("percentile" in line for line in lines[3:])
     assert len(lines[3:]) == len(stopped)
+
+
+def flat(parameters: dict[str, float]) -> dict[str, float]:
+    """No trial improves on another: a global-stopping strategy ends the run."""
+    return {"objective": 1.0 + 1e-9 * parameters["x"]}
+
+
+GLOBAL_STOPPING = {"min_trials": 4, "window_size": 2, "improvement_bar": 0.1}
+
+
+def test_config_global_stopping_ends_the_run_with_its_reason(tmp_path: Path) -> None:
+    config = {"job_output_dir": str(tmp_path), "global_stopping": GLOBAL_STOPPING}
+    runner = JobLibRunner(n_jobs=1, backend="threading")
+    with AxScheduler(modern_client(), runner, config) as scheduler:
+        scheduler.set_objective_function(flat)
+        scheduler.run_optimization(max_trials=20)
+        summary = scheduler.last_run
+    assert summary is not None
+    assert summary.stopped_because is not None
+    assert summary.stopped_because.startswith("global stopping: The improvement in best objective")
+    assert 4 <= len(summary.completed) < 10
+
+
+def test_a_legacy_clients_global_stopping_is_a_stop_with_its_reason_not_exhaustion(
+    tmp_path: Path,
+) -> None:
+    from ax.global_stopping.strategies.improvement import ImprovementGlobalStoppingStrategy
+
+    strategy = ImprovementGlobalStoppingStrategy(**GLOBAL_STOPPING)
+    client = legacy_client(global_stopping_strategy=strategy)
+    runner = JobLibRunner(n_jobs=1, backend="threading")
+    with AxScheduler(client, runner, {"job_output_dir": str(tmp_path)}) as scheduler:
+        scheduler.set_objective_function(flat)
+        scheduler.run_optimization(max_trials=20)
+        summary = scheduler.last_run
+    assert summary is not None
+    assert summary.stopped_because is not None
+    assert summary.stopped_because.startswith("Ax's global stopping strategy: The improvement")
+    assert 4 <= len(summary.completed) < 10  # what ran before Ax said stop (prefetch: one more)
