@@ -316,3 +316,21 @@ def test_a_legacy_clients_global_stopping_is_a_stop_with_its_reason_not_exhausti
     assert summary.stopped_because is not None
     assert summary.stopped_because.startswith("Ax's global stopping strategy: The improvement")
     assert 4 <= len(summary.completed) < 10  # what ran before Ax said stop (prefetch: one more)
+
+
+def test_a_strategy_that_cannot_judge_the_experiment_is_logged_once_and_the_run_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = {
+        "job_output_dir": str(tmp_path),
+        "early_stopping": {**EARLY_STOPPING, "metric": "no_such_metric"},
+    }
+    runner = JobLibRunner(n_jobs=2, backend="threading")
+    with AxScheduler(modern_client(), runner, config) as scheduler:
+        scheduler.set_objective_function(curves.curve)
+        with caplog.at_level(logging.ERROR, logger="ax_scheduler"):
+            run_batch(scheduler, GOOD + BAD)
+        client = scheduler.ax_client
+    assert set(statuses(client).values()) == {"COMPLETED"}
+    failures = [r for r in caplog.records if "early-stopping strategy failed" in r.getMessage()]
+    assert len(failures) == 1

@@ -59,6 +59,7 @@ class Progressions:
         self._strategy_known = False
         self._ignored: set[str] = set()
         self._recorded_before: dict[int, float] = {}
+        self._refused: set[int] = set()  # trials whose reports Ax refused (warned once)
         self.last_step: dict[int, float] = {}
         self.latencies: dict[int, float] = {}
 
@@ -128,9 +129,6 @@ class Progressions:
             self._current, self._next = self._next, {}
             try:
                 stops = await self._ctx.call_ax(self._record_and_judge, batch, urgent=True)
-            except Exception:  # a report must never end the run
-                logger.exception("reports of trials %s could not be recorded in Ax", sorted(batch))
-                stops = {}
             finally:
                 for recorded in self._current.values():
                     if not recorded.done():
@@ -144,14 +142,26 @@ class Progressions:
         """On the Ax thread: attach the reports; which trials the strategy stops."""
         ax = self._ctx.ax
         for index, reports in batch.items():
-            ax.attach_progress(index, reports)
+            try:
+                ax.attach_progress(index, reports)
+            except Exception as exc:  # noqa: BLE001 - Ax refused them: the trial runs on
+                if index not in self._refused:
+                    self._refused.add(index)
+                    logger.warning("trial %d: Ax refused its reports: %r", index, exc)
         strategy = self._early_stopping_strategy()
         if strategy is None:
             return {}
         candidates = {
             i for i in batch if (job := self._jobs.get(i)) and not job.channel.stop_reason
         }
-        return ax.should_stop(strategy, candidates)
+        try:
+            return ax.should_stop(strategy, candidates)
+        except Exception:
+            # A strategy that cannot judge this experiment (a multi-objective one
+            # without a metric, say) would fail the same way at every report.
+            logger.exception("the early-stopping strategy failed; no trial is stopped early now")
+            self._strategy = None
+            return {}
 
     def _early_stopping_strategy(self) -> Any:
         """The configured strategy, or the client's; None if neither (Ax thread)."""
