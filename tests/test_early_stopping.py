@@ -214,6 +214,7 @@ def test_report_outside_a_trial_and_bad_values_raise_clear_errors() -> None:
         ({"percentile": 150}, "early_stopping.percentile"),
         ({"min_curves": 0}, "early_stopping.min_curves"),
         ({"patience": 3}, "patience"),
+        ({"metric": "loss"}, "no metric 'loss'; its metrics: 'objective'"),
     ],
 )
 def test_bad_early_stopping_options_name_the_key(options: dict[str, Any], message: str) -> None:
@@ -318,15 +319,20 @@ def test_a_legacy_clients_global_stopping_is_a_stop_with_its_reason_not_exhausti
     assert 4 <= len(summary.completed) < 10  # what ran before Ax said stop (prefetch: one more)
 
 
+class BrokenStrategy:
+    """An early-stopping strategy that cannot judge this experiment."""
+
+    def should_stop_trials_early(self, **kwargs: Any) -> dict[int, str]:
+        raise ValueError("this strategy needs a multi-fidelity experiment")
+
+
 def test_a_strategy_that_cannot_judge_the_experiment_is_logged_once_and_the_run_goes_on(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    config = {
-        "job_output_dir": str(tmp_path),
-        "early_stopping": {**EARLY_STOPPING, "metric": "no_such_metric"},
-    }
+    client = modern_client()
+    client.set_early_stopping_strategy(BrokenStrategy())
     runner = JobLibRunner(n_jobs=2, backend="threading")
-    with AxScheduler(modern_client(), runner, config) as scheduler:
+    with AxScheduler(client, runner, {"job_output_dir": str(tmp_path)}) as scheduler:
         scheduler.set_objective_function(curves.curve)
         with caplog.at_level(logging.ERROR, logger="ax_scheduler"):
             run_batch(scheduler, GOOD + BAD)

@@ -69,14 +69,22 @@ class Progressions:
         Reads the client once, before trials run (the facade's constructor).
 
         Raises:
-            ConfigError: Both are set.
+            ConfigError: Both are set, or the config names a metric the experiment
+                does not have.
         """
-        if self._ctx.config.early_stopping is not None and (
-            self._ctx.ax.client_early_stopping_strategy() is not None
-        ):
+        options = self._ctx.config.early_stopping
+        if options is None:
+            return
+        if self._ctx.ax.client_early_stopping_strategy() is not None:
             raise ConfigError(
                 "early stopping is set twice: config['early_stopping'] and the Ax client's"
                 " early_stopping_strategy; keep one"
+            )
+        metrics = sorted(self._ctx.ax.experiment.metrics)
+        if options.metric is not None and options.metric not in metrics:
+            raise ConfigError(
+                f"config['early_stopping']['metric']: the experiment has no metric"
+                f" {options.metric!r}; its metrics: {', '.join(map(repr, metrics))}"
             )
 
     # -- reports in -------------------------------------------------------------------------
