@@ -81,6 +81,57 @@ def multi_objective_experiment(output: Path) -> Any:
     return run(client, objectives.two_objectives, output)
 
 
+#: Two good trials, then two bad ones that a percentile strategy stops (tests/curves.py),
+#: as in tests/test_early_stopping.py: the good ones run first, so which stop is known.
+GOOD = [{"x": 0.0, "y": 0.0}, {"x": 0.1, "y": 0.0}]
+BAD = [{"x": 1.5, "y": 1.5}, {"x": 1.8, "y": -1.8}]
+#: A trial whose objective reports nothing while it runs.
+SILENT = [{"x": 0.5, "y": 0.25}]
+EARLY_STOPPING = {"percentile": 50, "min_progression": 5, "min_curves": 2}
+
+
+def early_stopping_run(output: Path, **config: Any) -> Any:
+    """An open scheduler after a run with early stopping on two local workers.
+
+    Trials 0 and 1 report their whole curves and complete, 2 and 3 are stopped
+    early, and 4 reports nothing and completes. The caller closes it.
+    """
+    import curves
+    from ax_scheduler import AxScheduler, JobLibRunner
+
+    options = {"job_output_dir": output, "early_stopping": EARLY_STOPPING, **config}
+    scheduler = AxScheduler(legacy_client(), JobLibRunner(n_jobs=2), options)
+    batches = [(curves.curve, GOOD), (slow_curve, BAD), (objectives.rosenbrock_dict, SILENT)]
+    try:
+        for objective, trials in batches:
+            scheduler.set_objective_function(objective)
+            with scheduler.batch_trial_context() as batch:
+                for parameters in trials:
+                    batch.add_trial(parameters)
+    except BaseException:
+        scheduler.close()
+        raise
+    return scheduler
+
+
+def slow_curve(parameters: dict[str, Any]) -> dict[str, float]:
+    """tests/curves.py's curve at 0.15 s a step: the stop decided at step 5 reaches
+    the trial long before its last step, however busy the machine."""
+    import curves
+    from ax_scheduler import report
+
+    for step in range(curves.STEPS):
+        time.sleep(0.15)
+        report({"objective": curves.loss(parameters, step)}, step=step)
+    return {"objective": curves.loss(parameters, curves.STEPS - 1)}
+
+
+def early_stopping_experiment(output: Path) -> Any:
+    """The experiment of :func:`early_stopping_run`, its scheduler closed."""
+    with early_stopping_run(output) as scheduler:
+        return scheduler.experiment
+
+
 def launch(playwright: Any) -> Any:
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 

@@ -4,7 +4,9 @@ Each checkpoint stores the trials as plain JSON beside Ax's snapshot, so
 ``status`` prints them without importing Ax: these tests check that it prints
 exactly what reading the snapshot through Ax prints (older checkpoints have no
 table), that it imports neither Ax nor torch nor pandas, that piped output keeps
-one trial per line, and that the help screens show what the options take.
+one trial per line, and that the help screens show what the options take; and,
+for a run with early stopping, that the stopped trials, each trial's last step,
+its curve and the compute saved are there, the same either way.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+import curves
+import report_screenshot
 from ax_scheduler import AxScheduler
 from ax_scheduler._ax import AxAdapter, client_from_snapshot
 from ax_scheduler._checkpoint import TABLE_KEY
@@ -317,3 +321,149 @@ def test_flags_take_no_value_and_options_say_what_they_take() -> None:
     assert re.search(r"--max-trials +\S", run)  # its type, whatever typer calls it
     assert not re.search(r"--max-trials +Trials to run", run)
     assert re.search(r"--version +Print the version\.", help_of())
+
+
+# -- trials that reported while they ran, and early stopping ----------------------------
+@pytest.fixture(scope="module")
+def stopped_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The checkpoint of report_screenshot.early_stopping_run: trials 0, 1 and 4
+    COMPLETED (4 reported nothing), 2 and 3 EARLY_STOPPED."""
+    directory = tmp_path_factory.mktemp("status-stopped")
+    path = directory / "run.json"
+    report_screenshot.early_stopping_run(directory, checkpoint_path=path).close()
+    return path
+
+
+def through_ax(checkpoint: Path) -> Any:
+    """The experiment of the checkpoint's Ax snapshot."""
+    return AxAdapter.wrap(client_from_snapshot(json.loads(checkpoint.read_text())["client"]))
+
+
+@pytest.mark.parametrize("output_format", FORMATS)
+def test_status_of_a_run_with_early_stopping_prints_the_same_as_through_ax(
+    stopped_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, output_format: str
+) -> None:
+    older = copy_as(stopped_checkpoint, tmp_path / "older", without_table)
+
+    stored = status(stopped_checkpoint, "-f", output_format, monkeypatch=monkeypatch)
+
+    assert stored == status(older, "-f", output_format, monkeypatch=monkeypatch)
+    assert "EARLY_STOPPED" in stored
+
+
+def test_status_shows_the_stopped_trials_their_last_step_and_the_compute_saved(
+    stopped_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ax.early_stopping.utils import estimate_early_stopping_savings
+
+    table = status(stopped_checkpoint, monkeypatch=monkeypatch)
+
+    header = next(line for line in table.splitlines() if line.startswith("┃"))
+    assert [cell.strip() for cell in header.strip("┃").split("┃")] == [
+        "trial",
+        "status",
+        "parameters",
+        "objective",
+        "step",
+        "job",
+        "duration",
+        "reason",
+    ]
+    rows = {
+        int(cells[0]): cells
+        for line in table.splitlines()
+        if line.startswith("│")
+        for cells in [[cell.strip() for cell in line.strip("│").split("│")]]
+    }
+    assert [rows[i][1] for i in range(5)] == ["COMPLETED"] * 2 + ["EARLY_STOPPED"] * 2 + [
+        "COMPLETED"
+    ]
+    assert [rows[i][4] for i in (0, 1, 4)] == [str(curves.STEPS - 1)] * 2 + [""]
+    assert all(5 <= int(rows[i][4]) < curves.STEPS - 5 for i in (2, 3))
+    assert all(rows[i][7].startswith("Trial objective values at progressions") for i in (2, 3))
+    assert "5 trials: 3 COMPLETED, 2 EARLY_STOPPED" in table
+    share = estimate_early_stopping_savings(through_ax(stopped_checkpoint).experiment)
+    assert f"stopped early: 2; compute saved about {share:.0%}: " in table
+
+
+def test_csv_and_json_carry_the_last_step_the_stop_reason_and_the_curve(
+    stopped_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = list(
+        csv.DictReader(
+            io.StringIO(status(stopped_checkpoint, "-f", "csv", monkeypatch=monkeypatch))
+        )
+    )
+    text = status(stopped_checkpoint, "-f", "json", monkeypatch=monkeypatch)
+    records = json.loads(text)
+
+    assert re.search(r"^ +\[0\.0, \d+\.\d+\],$", text, flags=re.MULTILINE)  # a pair a line
+    for row, record in zip(rows, records, strict=True):
+        assert row["status"] == record["status"]
+        assert (float(row["last_step"]) if row["last_step"] else None) == record["last_step"]
+        assert (json.loads(row["curve"]) if row["curve"] else None) == record["curve"]
+        assert row["early_stop_reason"] == (record["early_stop_reason"] or "")
+    stopped = records[2]
+    assert stopped["status"] == "EARLY_STOPPED"
+    assert "percentile" in stopped["early_stop_reason"]
+    points = stopped["curve"]["objective"]
+    assert [step for step, _ in points] == [float(s) for s in range(int(stopped["last_step"]) + 1)]
+    assert records[0]["curve"]["objective"][-1] == [curves.STEPS - 1, records[0]["objective"]]
+    assert records[4]["last_step"] is None
+    assert records[4]["curve"] is None  # it reported nothing
+    assert rows[4]["curve"] == ""
+
+
+def test_the_reports_frame_with_curves_from_the_stored_table_is_the_one_from_ax(
+    stopped_checkpoint: Path,
+) -> None:
+    stored = stored_table(stopped_checkpoint)
+
+    frame = table_frame(stored)
+
+    pd.testing.assert_frame_equal(
+        frame, results_frame(through_ax(stopped_checkpoint).experiment), check_exact=True
+    )
+    assert frame["curve"].notna().sum() == 4
+
+
+def test_status_of_a_run_with_curves_still_imports_neither_ax_nor_pandas(
+    stopped_checkpoint: Path,
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", LOADED, str(stopped_checkpoint)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "stopped early: 2; compute saved about " in result.stdout
+    assert json.loads(result.stderr.splitlines()[-1]) == ["typer"]
+
+
+#: `ax-scheduler report CHECKPOINT -o OUT`, then which of these packages it imported.
+REPORT_LOADED = LOADED.replace(
+    '["ax-scheduler", "status", sys.argv[1]]',
+    '["ax-scheduler", "report", sys.argv[1], "-o", sys.argv[2]]',
+)
+
+
+def test_the_report_of_a_checkpoint_draws_its_curves_and_savings_without_ax(
+    stopped_checkpoint: Path, tmp_path: Path
+) -> None:
+    from ax.early_stopping.utils import estimate_early_stopping_savings
+
+    page = tmp_path / "report.html"
+    result = subprocess.run(
+        [sys.executable, "-c", REPORT_LOADED, str(stopped_checkpoint), str(page)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stderr.splitlines()[-1]) == ["pandas", "typer"]  # no Ax, no torch
+    text = page.read_text()
+    assert '<section id="learning-curves">' in text
+    share = estimate_early_stopping_savings(through_ax(stopped_checkpoint).experiment)
+    assert f"<tr><th>Compute saved</th><td>about {share:.0%}: " in text

@@ -1,7 +1,9 @@
-"""The live progress display: shown in a terminal, absent elsewhere, log lines whole."""
+"""The live progress display: shown in a terminal, absent elsewhere, log lines whole;
+the trials stopped early counted, in a terminal and in a notebook's widget."""
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import pty
@@ -139,3 +141,70 @@ def test_notebook_without_ipywidgets_gets_one_plain_summary(
     with progress_display(progress, lambda: None, "joblib", console=notebook):
         assert shown == []  # nothing while it runs
     assert len(shown) == 1
+
+
+# --- trials stopped early ---------------------------------------------------------------
+
+
+def test_render_counts_trials_stopped_early_beside_the_completed_ones() -> None:
+    progress = Progress(total=10, running=1, completed=4, early_stopped=3, failed=1)
+    console = Console(file=io.StringIO(), width=120, color_system=None)
+
+    console.print(render(progress, None, "joblib"))
+
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "8/10 trials" in text  # a trial stopped early has ended
+    assert "1 running  0 queued  4 completed  3 stopped early  1 failed  0 abandoned" in text
+
+
+def test_the_live_display_of_a_run_counts_the_trials_the_strategy_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import curves
+    import report_screenshot
+    from ax_scheduler import AxScheduler, JobLibRunner, _facade
+    from conftest import legacy_client
+
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, width=120, color_system=None)
+    monkeypatch.setattr(
+        _facade, "progress_display", functools.partial(progress_display, console=terminal)
+    )
+    config = {"job_output_dir": tmp_path, "early_stopping": report_screenshot.EARLY_STOPPING}
+    with AxScheduler(legacy_client(), JobLibRunner(n_jobs=2), config) as scheduler:
+        scheduler.set_objective_function(curves.curve)
+        with scheduler.batch_trial_context() as batch:  # two good curves to compare with
+            for parameters in report_screenshot.GOOD:
+                batch.add_trial(parameters)
+        # Sobol's points are far worse than those two at every step: both are stopped.
+        scheduler.set_objective_function(report_screenshot.slow_curve)
+        scheduler.run_optimization(max_trials=2)
+        summary = scheduler.last_run
+
+    assert summary is not None
+    assert len(summary.early_stopped) == 2
+    last_frame = ESCAPE.sub("", screen.getvalue()).replace("\r", "\n").split("2/2 trials")[-1]
+    assert "0 completed  2 stopped early  0 failed  0 abandoned" in last_frame
+
+
+def test_the_notebook_widget_counts_the_trials_stopped_early(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import rich.jupyter
+
+    shown: list[str] = []  # what rich puts into the widget, as text
+    monkeypatch.setattr(rich.jupyter, "display", lambda segments, text: shown.append(text))
+    notebook = Console(file=io.StringIO(), force_jupyter=True, width=120)
+    progress = Progress(total=6, completed=2, early_stopped=3, failed=1)
+
+    def frames() -> list[str]:
+        return [ESCAPE.sub("", text) for text in shown if "trials" in text]
+
+    assert display_mode(True, notebook) == "live"
+    with progress_display(progress, lambda: None, "joblib", console=notebook):
+        deadline = time.monotonic() + 10
+        while not frames():  # the widget's first refresh (4 a second)
+            assert time.monotonic() < deadline, "the widget never drew"
+            time.sleep(0.05)
+    assert "6/6 trials" in frames()[-1]
+    assert "2 completed  3 stopped early  1 failed" in frames()[-1]

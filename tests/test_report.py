@@ -1,7 +1,8 @@
 """The HTML report: its sections from real runs, escaping, offline, and in Chromium.
 
 Also what makes it readable: a trace axis that an outlier does not squash, a
-results table within the page's width, and one timeline lane per slot used.
+results table within the page's width, one timeline lane per slot used, and the
+learning curves of a run with early stopping, the stopped trials marked.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ import pandas as pd
 import plotly.offline
 import pytest
 
+import curves
 import objectives
 import report_screenshot
+from ax_scheduler._curves import curves_figure, curves_of
 from ax_scheduler._figures import assign_lanes, pareto_mask, trace_figure
 from ax_scheduler._report import render_report, timeline_bars, write_report
 from ax_scheduler._table import results_frame
@@ -38,6 +41,12 @@ def single(tmp_path_factory: pytest.TempPathFactory) -> Any:
 @pytest.fixture(scope="module")
 def multi(tmp_path_factory: pytest.TempPathFactory) -> Any:
     return report_screenshot.multi_objective_experiment(tmp_path_factory.mktemp("multi"))
+
+
+@pytest.fixture(scope="module")
+def stopped(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """Trials 0, 1 complete their curves, 2, 3 stopped early, 4 reported nothing."""
+    return report_screenshot.early_stopping_experiment(tmp_path_factory.mktemp("stopped"))
 
 
 @pytest.fixture
@@ -68,6 +77,8 @@ def test_single_objective_report_has_every_section(single: Any, single_frame: An
     assert '<section id="results">' in page
     assert "pareto-front" not in page
     assert plot_count(page) == 3  # the trace, the slice plots, the timeline
+    assert "learning-curves" not in page  # no trial reported while it ran
+    assert "Stopped early" not in page
     assert "8 (7 completed, 1 failed)" in page
     best = single_frame.loc[single_frame["objective"].idxmin()]
     assert f"<b>{best['objective']:.6g}</b> in trial {best['trial_index']}" in page
@@ -308,7 +319,9 @@ def test_results_table_shows_parameters_and_metrics_and_the_rest_on_demand(
 
     first, more = table_headers(page)
     assert first == FIRST_COLUMNS
-    assert sorted(first + more) == sorted(single_frame.columns)
+    # Every column but the curves (none here; the learning curves draw them).
+    assert sorted(first + more) == sorted(single_frame.columns.drop("curve"))
+    assert {"last_step", "early_stop_reason"} <= set(more)  # no trial reported or stopped
     assert {"job_id", "host", "started_at", "workdir", "objective_sem"} <= set(more)
     assert '<input type="checkbox" id="all-columns">' in page
     assert "#all-columns:checked ~ .table-wrap .more { display: table-cell; }" in page
@@ -411,12 +424,12 @@ def browser() -> Iterator[Any]:
 
 @pytest.mark.browser
 @pytest.mark.parametrize(
-    ("report", "plots"), [("single", 3), ("multi", 6), ("running", 1)], ids=str
+    ("report", "plots"), [("single", 3), ("multi", 6), ("running", 1), ("stopped", 4)], ids=str
 )
 def test_report_renders_offline_in_chromium(
-    report: str, plots: int, browser: Any, single: Any, multi: Any, tmp_path: Path
+    report: str, plots: int, browser: Any, single: Any, multi: Any, stopped: Any, tmp_path: Path
 ) -> None:
-    experiment = multi if report == "multi" else single
+    experiment = {"multi": multi, "stopped": stopped}.get(report, single)
     frame = results_frame(experiment)
     if report == "running":
         frame = still_running(frame)
@@ -544,3 +557,109 @@ def test_timeline_of_a_two_slot_run_shows_two_lanes_in_chromium(
     lanes = report_screenshot.OfflinePage(browser).open(path).evaluate(LANES_JS)
 
     assert sorted(lanes) == ["lane 1", "lane 2"]
+
+
+# --- learning curves and early stopping ----------------------------------------------
+
+
+def test_report_of_a_run_with_early_stopping_has_its_curves_and_the_compute_saved(
+    stopped: Any,
+) -> None:
+    from ax.early_stopping.utils import estimate_early_stopping_savings
+
+    frame = results_frame(stopped)
+    page = render_report(stopped, frame, now=NOW)
+
+    sections = re.findall(r'<section id="([a-z-]+)">', page)
+    assert sections[:4] == [
+        "summary",
+        "optimization-trace",
+        "learning-curves",
+        "objectives-against-parameters",
+    ]
+    assert plot_count(page) == 4  # the trace, the curves, the slice plots, the timeline
+    assert "5 (3 completed, 2 stopped early)" in page
+    assert "<tr><th>Stopped early</th><td>2 of 5 trials</td></tr>" in page
+    share = estimate_early_stopping_savings(stopped)
+    assert share > 0.1
+    assert f"<tr><th>Compute saved</th><td>about {share:.0%}: " in page
+    first, more = table_headers(page)
+    assert {"last_step", "early_stop_reason"} <= set(first)  # how far each got, and why
+    assert "curve" not in first + more
+    assert len(re.findall(r'<tr class="EARLY_STOPPED">', page)) == 2
+    # The timeline's bar of a stopped trial says why it was stopped (plotly's JSON
+    # writes "<" as \u003c).
+    br = re.escape(r"\u003cbr\u003e")
+    assert re.search(rf'"trial 2: EARLY_STOPPED{br}ran [^"]*{br}Trial objective values at', page)
+
+
+def test_learning_curves_draw_a_line_per_trial_stopped_ones_dashed_and_marked(
+    stopped: Any,
+) -> None:
+    frame = results_frame(stopped)
+
+    figure = curves_figure(curves_of(frame, "objective"), "objective", "minimize", best=0)
+
+    traces = {trace.name: trace for trace in figure.data}
+    assert list(traces) == ["completed", "stopped early", "where stopped", "best: trial 0"]
+    # One line per trial that reported (trial 4 did not), a gap after each.
+    completed = traces["completed"]
+    assert len(completed.x) == 2 * (curves.STEPS + 1)
+    assert [i for i, x in enumerate(completed.x) if x is None] == [20, 41]
+    assert traces["stopped early"].line.dash == "dash"
+    assert completed.line.dash is None
+    ends = traces["where stopped"]
+    assert list(ends.x) == list(frame["last_step"][2:4])
+    assert list(ends.y) == [curve["objective"][-1][1] for curve in frame["curve"][2:4]]
+    best = [v for _, v in frame["curve"][0]["objective"]]
+    assert list(traces["best: trial 0"].y) == [*best, None]
+    assert figure.layout.yaxis.type == "log"  # 0.125 to 39: decades apart
+    assert "trial 2 (EARLY_STOPPED)<br>step 0: " in " ".join(
+        filter(None, traces["stopped early"].text)
+    )
+
+
+def test_a_live_reports_curves_show_running_trials_and_no_savings_before_any_completed(
+    stopped: Any,
+) -> None:
+    frame = results_frame(stopped)
+    frame.loc[[0, 1, 4], "status"] = "RUNNING"  # as if the good trials had not finished yet
+
+    page = render_report(stopped, frame, now=NOW)
+    figure = curves_figure(curves_of(frame, "objective"), "objective", "minimize", best=None)
+
+    assert [trace.name for trace in figure.data] == ["stopped early", "running", "where stopped"]
+    assert "<tr><th>Compute saved</th><td>not known yet: no completed trial reported" in page
+
+
+#: The learning curves' traces as Chromium drew them: each line's dash pattern, and
+#: the markers drawn.
+CURVES_JS = """() => {
+  const plot = document.querySelector('#learning-curves .plotly-graph-div');
+  return Array.from(plot.querySelectorAll('.scatterlayer .trace')).map((trace, i) => ({
+    name: plot._fullData[i].name,
+    lines: Array.from(trace.querySelectorAll('path.js-line'))
+      .filter(path => (path.getAttribute('d') || '').length > 4)
+      .map(path => path.style.strokeDasharray !== '' && path.style.strokeDasharray !== 'none'),
+    markers: trace.querySelectorAll('path.point').length,
+  }));
+}"""
+
+
+@pytest.mark.browser
+def test_learning_curves_draw_their_lines_and_stop_markers_in_chromium(
+    browser: Any, stopped: Any, tmp_path: Path
+) -> None:
+    path = write_report(stopped, tmp_path / "report.html")
+    page = report_screenshot.OfflinePage(browser)
+
+    drawn = page.open(path).evaluate(CURVES_JS)
+
+    assert page.errors == []
+    assert page.blocked == []
+    assert drawn == [
+        {"name": "completed", "lines": [False, False], "markers": 0},
+        {"name": "stopped early", "lines": [True, True], "markers": 0},  # dashed
+        {"name": "where stopped", "lines": [], "markers": 2},
+        {"name": "best: trial 0", "lines": [False], "markers": 0},
+    ]

@@ -1,19 +1,24 @@
-"""scheduler.results(), the trials' own folders, and the log line per state change."""
+"""scheduler.results(), the trials' own folders, and the log line per state change;
+the curves trials report, the trials stopped early and the compute that saved."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
+import curves
 import objectives
+import report_screenshot
 from ax_scheduler import AxScheduler, JobLibRunner
 from ax_scheduler._ax import client_from_snapshot
-from ax_scheduler._table import results_frame
+from ax_scheduler._savings import early_stopping_savings
+from ax_scheduler._table import TrialTable, results_frame, table_frame, trial_table
 from conftest import legacy_client
 
 BATCH = [{"x": -1.0, "y": 0.5}, {"x": 0.5, "y": 0.25}, {"x": 1.0, "y": 1.0}]
@@ -166,3 +171,113 @@ async def test_results_and_report_async(tmp_path: Path) -> None:
 
     assert list(table["status"]) == ["COMPLETED", "COMPLETED"]
     assert "2 (2 completed)" in page.read_text()
+
+
+# --- trials that report while they run, and early stopping --------------------------
+
+
+@pytest.fixture(scope="module")
+def stopped_early(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any, Path]:
+    """A run with early stopping (report_screenshot.early_stopping_run): its
+    experiment, its results while the scheduler was open, and its saved file."""
+    output = tmp_path_factory.mktemp("stopped-early")
+    with report_screenshot.early_stopping_run(output) as scheduler:
+        live = scheduler.results()
+        saved = scheduler.save_experiment(output / "run.json")
+    return scheduler.experiment, live, saved
+
+
+def test_results_show_early_stopped_trials_their_last_step_reason_and_curve(
+    stopped_early: tuple[Any, Any, Path],
+) -> None:
+    _, df, _ = stopped_early
+    parameters = [*report_screenshot.GOOD, *report_screenshot.BAD, *report_screenshot.SILENT]
+
+    assert list(df["status"]) == ["COMPLETED"] * 2 + ["EARLY_STOPPED"] * 2 + ["COMPLETED"]
+    assert list(df["last_step"][:2]) == [curves.STEPS - 1] * 2
+    assert all(5 <= step < curves.STEPS - 5 for step in df["last_step"][2:4])
+    assert pd.isna(df["last_step"][4])  # its objective never reported
+    assert df["last_step"].dtype == "float64"
+    for index in (2, 3):
+        assert "percentile" in df["early_stop_reason"][index]
+        assert pd.isna(df["failure_reason"][index])
+    assert df["early_stop_reason"][[0, 1, 4]].isna().all()
+    for index in range(4):
+        (points,) = df["curve"][index].values()  # the one objective's
+        assert list(df["curve"][index]) == ["objective"]
+        steps = [step for step, _ in points]
+        assert steps == [float(step) for step in range(int(df["last_step"][index]) + 1)]
+        expected = [curves.loss(parameters[index], int(step)) for step in steps]
+        assert [value for _, value in points] == pytest.approx(expected)
+        assert points[-1][1] == pytest.approx(df["objective"][index])  # its latest report
+    assert df["curve"][4] is None
+    assert "step" in df.attrs["curve"]
+
+
+def test_results_of_a_saved_run_with_curves_equal_the_live_table(
+    stopped_early: tuple[Any, Any, Path],
+) -> None:
+    _, live, saved = stopped_early
+
+    loaded = client_from_snapshot(json.loads(saved.read_text()))
+    again = results_frame(loaded.experiment)
+
+    pd.testing.assert_frame_equal(live, again)
+    assert again.attrs == live.attrs
+
+
+def test_the_plain_table_goes_through_json_with_its_curves_unchanged(
+    stopped_early: tuple[Any, Any, Path],
+) -> None:
+    experiment, _, _ = stopped_early
+    table = trial_table(experiment)
+
+    back = TrialTable.from_json(json.loads(json.dumps(table.to_json())))
+
+    assert back == table
+    pd.testing.assert_frame_equal(table_frame(back), results_frame(experiment), check_exact=True)
+
+
+def test_a_table_of_the_first_layout_is_not_read_as_this_one() -> None:
+    old = {
+        "version": 1,
+        "name": "e",
+        "parameters": ["x"],
+        "metrics": ["m"],
+        "objectives": {"m": "minimize"},
+        "columns": ["trial_index", "status", "x", "m", "m_sem"],
+        "rows": [],
+    }
+    # Version 1 had no last_step, early_stop_reason or curve: status reads Ax's snapshot.
+    assert TrialTable.from_json(old) is None
+
+
+def test_compute_saved_is_estimated_from_the_table_as_ax_estimates_it(
+    stopped_early: tuple[Any, Any, Path],
+) -> None:
+    from ax.early_stopping.utils import estimate_early_stopping_savings
+
+    experiment, df, _ = stopped_early
+
+    savings = early_stopping_savings(zip(df["status"], df["last_step"], strict=True))
+
+    assert savings is not None
+    assert savings.share == pytest.approx(estimate_early_stopping_savings(experiment))
+    assert savings.stopped == 2
+    assert savings.baseline == curves.STEPS - 1  # the completed trials that reported
+    assert savings.run == df["last_step"].sum()  # NaN (the silent trial) skipped
+    assert savings.saved == sum(curves.STEPS - 1 - step for step in df["last_step"][2:4])
+
+
+@pytest.mark.parametrize(
+    "trials",
+    [
+        [("COMPLETED", 19.0), ("COMPLETED", None)],  # nothing stopped
+        [("EARLY_STOPPED", 6.0), ("RUNNING", 8.0)],  # nothing completed to compare with
+        [("EARLY_STOPPED", 6.0), ("COMPLETED", math.nan)],  # a completed trial never reported
+    ],
+)
+def test_compute_saved_is_unknown_without_a_stopped_and_a_completed_trial_that_reported(
+    trials: list[tuple[str, float | None]],
+) -> None:
+    assert early_stopping_savings(trials) is None

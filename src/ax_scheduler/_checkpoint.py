@@ -112,24 +112,39 @@ def _as_the_snapshot_holds(table: TrialTable) -> TrialTable:
 
     Ax's JSON store writes data with pandas' ``to_json`` (10 decimal places) and
     reads it back with ``read_json``: a resumed run, and ``status`` of a file
-    without a table, see those values. The same two calls make the table's, so
-    ``status`` prints the same whichever way it reads the file.
+    without a table, see those values. The same two calls make the table's (the
+    metrics, the last step and every point of the curves), so ``status`` prints
+    the same whichever way it reads the file.
     """
-    import pandas as pd
-
-    measured = {column for metric in table.metrics for column in (metric, f"{metric}_sem")}
+    measured = {"last_step", *(c for metric in table.metrics for c in (metric, f"{metric}_sem"))}
     at = [index for index, column in enumerate(table.columns) if column in measured]
+    curve_at = table.columns.index("curve")
+    curves = [row[curve_at] or {} for row in table.rows]
     values = [row[index] for row in table.rows for index in at]
+    values += [x for curve in curves for points in curve.values() for pair in points for x in pair]
     if not values:
         return table
-    text = pd.Series(values, dtype="float64").to_json(orient="values")
-    stored = iter(pd.read_json(io.StringIO(text), typ="series", orient="values", dtype=False))
+    stored = iter(_through_ax_json(values))
     rows = [list(row) for row in table.rows]
     for row in rows:
         for index in at:
-            value = next(stored)
-            row[index] = None if pd.isna(value) else float(value)
+            row[index] = next(stored)
+    for row, curve in zip(rows, curves, strict=True):
+        if curve:
+            row[curve_at] = {
+                name: [[next(stored), next(stored)] for _ in points]
+                for name, points in curve.items()
+            }
     return replace(table, rows=rows)
+
+
+def _through_ax_json(values: list[float | None]) -> list[float | None]:
+    """``values`` written and read back as Ax's JSON store does (None for a missing one)."""
+    import pandas as pd
+
+    text = pd.Series(values, dtype="float64").to_json(orient="values")
+    stored = pd.read_json(io.StringIO(text), typ="series", orient="values", dtype=False)
+    return [None if pd.isna(value) else float(value) for value in stored]
 
 
 def encode(

@@ -319,8 +319,11 @@ def _bar_hover(row: Any) -> str:
         if present(value)
     )
     lines += [html.escape(where)] if where else []
-    if present(row.failure_reason):
-        lines.append(html.escape(shorten(str(row.failure_reason))))
+    reason = row.failure_reason
+    if not present(reason):  # why it was stopped early (a hand-made frame may lack it)
+        reason = getattr(row, "early_stop_reason", None)
+    if present(reason):
+        lines.append(html.escape(shorten(str(reason))))
     return "<br>".join(lines)
 
 

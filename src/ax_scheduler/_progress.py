@@ -46,7 +46,11 @@ def display_mode(enabled: bool, console: Console) -> str | None:
 
 
 def render(progress: Progress, load: Mapping[str, int] | None, runner: str) -> RenderableType:
-    """The display: a bar with counts and times, then the trial states and best values."""
+    """The display: a bar with counts and times, then the trial states and best values.
+
+    Trials stopped early count as ended (the bar) and are named beside the
+    completed ones ("3 stopped early") once there are any.
+    """
     elapsed = time.monotonic() - progress.started
     head = Table.grid(padding=(0, 1))
     head.add_row(
@@ -55,24 +59,33 @@ def render(progress: Progress, load: Mapping[str, int] | None, runner: str) -> R
         Text(f"{_clock(elapsed)} elapsed", style="dim"),
         Text(_remaining(progress, elapsed), style="dim"),
     )
-    states = Text.assemble(
-        (f"{progress.running} running", "cyan"),
-        "  ",
-        (f"{progress.queued} queued", "blue"),
-        "  ",
-        (f"{progress.completed} completed", "green"),
-        "  ",
-        (f"{progress.failed} failed", "red" if progress.failed else "dim"),
-        "  ",
-        (f"{progress.abandoned} abandoned", "yellow" if progress.abandoned else "dim"),
-    )
-    lines: list[RenderableType] = [head, states]
+    lines: list[RenderableType] = [head, _states(progress)]
     best = dict(progress.best)  # the Ax thread may add a key meanwhile
     if best:
         lines.append(Text("best so far: " + ", ".join(f"{k}={v:.6g}" for k, v in best.items())))
     if load:
         lines.append(Text(f"{runner}: " + ", ".join(f"{name}={n}" for name, n in load.items())))
     return Group(*lines)
+
+
+def _states(progress: Progress) -> Text:
+    """How many trials are in each state; those stopped early once there are any."""
+    # Only then: a run without an early-stopping strategy has none, and its line
+    # stays as it was.
+    stopped = progress.early_stopped
+    early = [("  ", ""), (f"{stopped} stopped early", "magenta")] if stopped else []
+    return Text.assemble(
+        (f"{progress.running} running", "cyan"),
+        "  ",
+        (f"{progress.queued} queued", "blue"),
+        "  ",
+        (f"{progress.completed} completed", "green"),
+        *early,
+        "  ",
+        (f"{progress.failed} failed", "red" if progress.failed else "dim"),
+        "  ",
+        (f"{progress.abandoned} abandoned", "yellow" if progress.abandoned else "dim"),
+    )
 
 
 def _remaining(progress: Progress, elapsed: float) -> str:

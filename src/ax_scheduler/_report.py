@@ -2,12 +2,14 @@
 
 ``write_report`` turns the results table (``_table.results_frame``) into one HTML
 file that opens offline: plotly.js is inlined once in the head and every figure
-is a plotly div. Sections: a summary, the optimization trace (best so far
-against trials and against wall time, on an axis that outliers do not squash:
-``_valueaxis``), slice plots (each objective against each parameter), the Pareto
-front (two or more objectives), a timeline of trials on one lane per slot used,
-and the results table (what a reader needs first in the page's width, the rest
-on demand).
+is a plotly div. Sections: a summary (with the trials stopped early and the
+compute that saved, estimated as Ax does: ``_savings``), the optimization trace
+(best so far against trials and against wall time, on an axis that outliers do
+not squash: ``_valueaxis``), the learning curves (when trials reported while they
+ran: ``_curves``), slice plots (each objective against each parameter), the
+Pareto front (two or more objectives), a timeline of trials on one lane per slot
+used, and the results table (what a reader needs first in the page's width, the
+rest on demand).
 
 Why plotly directly rather than Ax's analyses (``ax.analysis.plotly``): the ones
 that need no fitted model do not fit a report that must render anywhere.
@@ -36,6 +38,7 @@ import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 import plotly.graph_objects as go
 import plotly.offline
 
+from ._curves import curves_figure, curves_of
 from ._figures import (
     assign_lanes,
     format_seconds,
@@ -47,9 +50,13 @@ from ._figures import (
 )
 from ._files import write_atomically
 from ._reporttable import format_value, results_table
+from ._savings import describe, early_stopping_savings
 from ._table import results_frame
 
 NO_COMPLETED = "No completed trials yet."
+
+#: How the summary names a status (others: Ax's name in lower case).
+STATUS_WORDS = {"EARLY_STOPPED": "stopped early"}
 
 TIME_COLUMNS = ("queued_at", "started_at", "finished_at")
 
@@ -80,6 +87,7 @@ table.results .more { display: none; }
 #all-columns:checked ~ .table-wrap .more { display: table-cell; }
 tr.FAILED td { background: #fdeeee; }
 tr.RUNNING td { background: #eef4fb; }
+tr.EARLY_STOPPED td { background: #f4f4f4; color: #555; }
 """
 
 
@@ -145,8 +153,11 @@ def render_report(
     sections = [
         _section("Summary", _summary(frame, columns, name, moment)),
         _section("Optimization trace", _traces(frame, columns)),
-        _section("Objectives against parameters", _slices(frame, columns)),
     ]
+    curves = _curves(frame, columns)  # only when some trial reported while it ran
+    if curves:
+        sections.append(_section("Learning curves", curves))
+    sections.append(_section("Objectives against parameters", _slices(frame, columns)))
     if len(columns.objectives) >= 2:
         sections.append(_section("Pareto front", _pareto(frame, columns)))
     sections += [
@@ -206,11 +217,14 @@ def _completed(frame: Any, metric: str) -> Any:
 
 def _summary(frame: Any, columns: _Columns, name: str, now: pd.Timestamp) -> str:
     counts = frame["status"].value_counts()
-    by_status = ", ".join(f"{count} {status.lower()}" for status, count in counts.items())
+    by_status = ", ".join(
+        f"{count} {STATUS_WORDS.get(status, status.lower())}" for status, count in counts.items()
+    )
     rows = [
         ("Experiment", html.escape(name)),
         ("Trials", f"{len(frame)}" + (f" ({html.escape(by_status)})" if by_status else "")),
         *_best_rows(frame, columns),
+        *_early_stopping_rows(frame),
         ("Run time", _time_span(frame, now)),
         ("Report made", now.strftime("%Y-%m-%d %H:%M:%S UTC")),
     ]
@@ -222,10 +236,9 @@ def _best_rows(frame: Any, columns: _Columns) -> list[tuple[str, str]]:
     if len(columns.objectives) != 1:
         return [("Objectives", html.escape(_directions_text(columns.objectives)) or "none")]
     ((metric, direction),) = columns.objectives.items()
-    done = _completed(frame, metric)
-    if done.empty:
+    best = _best(frame, metric, direction)
+    if best is None:
         return [(f"Best {html.escape(metric)} ({direction})", f"<i>{NO_COMPLETED}</i>")]
-    best = done.loc[done[metric].idxmin() if direction == "minimize" else done[metric].idxmax()]
     values = ", ".join(f"{p} = {format_value(best[p])}" for p in columns.parameters)
     return [
         (
@@ -234,6 +247,28 @@ def _best_rows(frame: Any, columns: _Columns) -> list[tuple[str, str]]:
         ),
         ("Best parameters", html.escape(values)),
     ]
+
+
+def _best(frame: Any, metric: str, direction: str) -> Any:
+    """The completed trial with the best ``metric`` (a row), or None."""
+    done = _completed(frame, metric)
+    if done.empty:
+        return None
+    return done.loc[done[metric].idxmin() if direction == "minimize" else done[metric].idxmax()]
+
+
+def _early_stopping_rows(frame: Any) -> list[tuple[str, str]]:
+    """Trials stopped early and the compute saved, once any trial reported or stopped."""
+    if "last_step" not in frame:
+        return []
+    stopped = int((frame["status"] == "EARLY_STOPPED").sum())
+    if not stopped and frame["last_step"].isna().all():
+        return []
+    rows = [("Stopped early", f"{stopped} of {len(frame)} trials")]
+    if stopped:
+        savings = early_stopping_savings(zip(frame["status"], frame["last_step"], strict=True))
+        rows.append(("Compute saved", html.escape(describe(savings))))
+    return rows
 
 
 def _directions_text(objectives: dict[str, str]) -> str:
@@ -261,6 +296,28 @@ def _traces(frame: Any, columns: _Columns) -> str:
         if len(done := _completed(frame, metric))
     ]
     return "\n".join(parts) if parts else _empty(NO_COMPLETED)
+
+
+# --- learning curves ------------------------------------------------------------
+
+
+def _curves(frame: Any, columns: _Columns) -> str:
+    """The objectives' learning curves, or "" if no trial reported one."""
+    parts = []
+    for metric, direction in columns.objectives.items():
+        curves = curves_of(frame, metric)
+        if curves:
+            best = _best(frame, metric, direction)
+            chosen = None if best is None else int(best["trial_index"])
+            parts.append(_figure_html(curves_figure(curves, metric, direction, chosen)))
+    if not parts:
+        return ""
+    note = (
+        '<p class="note">What each trial reported with <code>ax_scheduler.report</code>, '
+        "step by step: one line per trial. Dashed grey lines are trials the early-stopping "
+        "strategy stopped, with a cross where it stopped them.</p>"
+    )
+    return note + "\n".join(parts)
 
 
 # --- parameters -------------------------------------------------------------------
@@ -324,4 +381,9 @@ def timeline_bars(frame: Any, now: pd.Timestamp) -> Any:
 def _results(frame: Any, columns: _Columns) -> str:
     if frame.empty:
         return _empty("No trials yet.")
-    return results_table(frame, [*columns.parameters, *columns.metrics])
+    shown = frame.drop(columns=["curve"], errors="ignore")  # drawn as the learning curves
+    # How far a trial got, and why it was stopped, at first where some trial has them.
+    progress = [
+        c for c in ("last_step", "early_stop_reason") if c in shown and shown[c].notna().any()
+    ]
+    return results_table(shown, [*columns.parameters, *columns.metrics, *progress])

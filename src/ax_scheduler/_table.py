@@ -1,9 +1,10 @@
 """The results table: one row per trial, from the Ax experiment alone.
 
-Everything a row shows is in the experiment (parameters, data, status) or in the
-run metadata the scheduler records with each trial (runner, job id, host, times,
-trial directory, failure reason), so the same table comes from a live scheduler,
-a saved ``run.json`` or a checkpoint.
+Everything a row shows is in the experiment (parameters, data and the curves a
+trial reported, status) or in the run metadata the scheduler records with each
+trial (runner, job id, host, times, trial directory, failure and early-stop
+reasons), so the same table comes from a live scheduler, a saved ``run.json`` or
+a checkpoint.
 
 It has two forms. :class:`TrialTable` holds plain JSON values: each checkpoint
 stores one beside Ax's snapshot, so ``ax-scheduler status`` can print a run
@@ -17,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._runmetadata import RUN_METADATA_KEY
@@ -28,7 +29,9 @@ JOB_ID_KEYS = ("slurm_job_id", "container", "pid")
 #: The columns every table has, in order; parameters and metrics go in between.
 LEADING = ("trial_index", "status")
 TRAILING = (
+    "last_step",
     "failure_reason",
+    "early_stop_reason",
     "runner",
     "job_id",
     "host",
@@ -39,13 +42,31 @@ TRAILING = (
     "workdir",
     "stdout",
     "stderr",
+    "curve",  # last: the one cell that may be long
 )
+#: What ``df.attrs["curve"]`` says of the ``curve`` column.
+CURVE_ATTR = "objective metric -> [[step, value], ...] in order of step; None: no reports"
 #: The columns that hold times: seconds since the epoch in a TrialTable, UTC
 #: timestamps in the frame.
 TIME_COLUMNS = ("queued_at", "started_at", "finished_at")
 
 #: The layout of :meth:`TrialTable.to_json`; a reader given another falls back to Ax.
-TABLE_VERSION = 1
+#: 2: ``last_step``, ``early_stop_reason`` and ``curve`` (version 1 had none of them).
+TABLE_VERSION = 2
+
+#: A trial's curve: objective metric -> its reports as ``[step, value]`` pairs, by step.
+#: Lists, not tuples, and a dict keyed by name: what JSON gives back, so a table read
+#: from a checkpoint equals the live one.
+Curve = dict[str, list[list[float]]]
+
+
+@dataclass
+class _Measured:
+    """What a trial's data says: its latest values, last step and curve."""
+
+    latest: dict[str, tuple[float, float]] = field(default_factory=dict)  # metric -> mean, SEM
+    last_step: float | None = None
+    curve: Curve = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -135,29 +156,45 @@ def trial_table(experiment: Any, live: Mapping[int, Mapping[str, Any]] | None = 
     """
     parameters = list(experiment.search_space.parameters)
     metrics = sorted(experiment.metrics)
-    data = _data_by_trial(experiment)
+    objectives = objective_directions(experiment)
+    data = _measured_by_trial(experiment, list(objectives))
     rows = [
-        _row(trial, parameters, metrics, data.get(int(index), {}), (live or {}).get(int(index)))
+        _row(
+            trial,
+            parameters,
+            metrics,
+            data.get(int(index), _Measured()),
+            (live or {}).get(int(index)),
+        )
         for index, trial in sorted(experiment.trials.items())
     ]
-    return TrialTable(
-        str(experiment.name), parameters, metrics, objective_directions(experiment), rows
-    )
+    return TrialTable(str(experiment.name), parameters, metrics, objectives, rows)
 
 
 def results_frame(experiment: Any, live: Mapping[int, Mapping[str, Any]] | None = None) -> Any:
     """One row per trial of ``experiment``, sorted by trial index.
 
-    Columns: ``trial_index``, ``status`` (Ax's, e.g. ``COMPLETED``), one column per
-    parameter, ``<metric>`` (mean) and ``<metric>_sem`` per metric, then
-    ``failure_reason``, ``runner``, ``job_id`` (Slurm job id, container name or
-    pid), ``host``, ``queued_at``/``started_at``/``finished_at`` (UTC timestamps),
-    ``duration_s`` (started to finished), ``workdir`` (the trial directory, on
-    ``host`` for remote runners; empty once ``cleanup_after_completion`` removed
-    it) and the ``stdout``/``stderr`` log paths in it.
+    Columns: ``trial_index``, ``status`` (Ax's: ``COMPLETED``, ``EARLY_STOPPED``,
+    ``FAILED`` ...), one column per parameter, ``<metric>`` (mean) and
+    ``<metric>_sem`` per metric (a trial that has not completed: its latest
+    report), then ``last_step`` (the last step the trial reported with
+    ``ax_scheduler.report``, NaN if it reported none), ``failure_reason``,
+    ``early_stop_reason`` (why the early-stopping strategy stopped it),
+    ``runner``, ``job_id`` (Slurm job id, container name or pid), ``host``,
+    ``queued_at``/``started_at``/``finished_at`` (UTC timestamps), ``duration_s``
+    (started to finished), ``workdir`` (the trial directory, on ``host`` for
+    remote runners; empty once ``cleanup_after_completion`` removed it), the
+    ``stdout``/``stderr`` log paths in it, and ``curve``.
+
+    ``curve`` holds a trial's reports of the objectives: a dict of objective
+    metric name -> a list of ``[step, value]`` pairs in order of step (its
+    completed result is the last one, at its last step), or None if it reported
+    none. Plain lists and dicts: a checkpoint stores them as they are, and
+    ``ax-scheduler status --format json`` (CSV: as JSON text) prints them.
 
     ``df.attrs`` names the ``parameters``, ``metrics`` and ``objectives``
-    (name -> ``"minimize"``/``"maximize"``) so code can tell the columns apart.
+    (name -> ``"minimize"``/``"maximize"``) so code can tell the columns apart,
+    and says what ``curve`` holds (``attrs["curve"]``).
 
     Args:
         experiment: An Ax ``Experiment``.
@@ -181,6 +218,7 @@ def table_frame(table: TrialTable) -> Any:
         stamps = [_timestamp(row[at]) for row in table.rows]
         frame[column] = pd.to_datetime(pd.Series(stamps, dtype=object), utc=True)
     frame["duration_s"] = frame["duration_s"].astype("float64")
+    frame["last_step"] = frame["last_step"].astype("float64")
     for name in table.metrics:
         frame[name] = frame[name].astype("float64")
         frame[f"{name}_sem"] = frame[f"{name}_sem"].astype("float64")
@@ -188,6 +226,7 @@ def table_frame(table: TrialTable) -> Any:
         parameters=list(table.parameters),
         metrics=list(table.metrics),
         objectives=dict(table.objectives),
+        curve=CURVE_ATTR,
     )
     return frame
 
@@ -203,25 +242,52 @@ def objective_directions(experiment: Any) -> dict[str, str]:
     }
 
 
-def _data_by_trial(experiment: Any) -> dict[int, dict[str, tuple[float, float]]]:
-    frame = experiment.lookup_data().df
-    found: dict[int, dict[str, tuple[float, float]]] = {}
+def _measured_by_trial(experiment: Any, objectives: list[str]) -> dict[int, _Measured]:
+    """Each trial's latest values (Ax's ``df``) and its reports by step (``full_df``)."""
+    data = experiment.lookup_data()
+    found: dict[int, _Measured] = {}
+    latest = data.df
     for trial_index, metric, mean, sem in zip(
-        frame.get("trial_index", []),
-        frame.get("metric_name", []),
-        frame.get("mean", []),
-        frame.get("sem", []),
+        latest.get("trial_index", []),
+        latest.get("metric_name", []),
+        latest.get("mean", []),
+        latest.get("sem", []),
         strict=True,
     ):
-        found.setdefault(int(trial_index), {})[str(metric)] = (float(mean), float(sem))
+        measured = found.setdefault(int(trial_index), _Measured())
+        measured.latest[str(metric)] = (float(mean), float(sem))
+    full = data.full_df
+    if "step" in full.columns:  # only once some trial reported
+        _add_curves(found, full, set(objectives))
+        for measured in found.values():  # in the objectives' order, each by step
+            curve = measured.curve
+            measured.curve = {name: sorted(curve[name]) for name in objectives if name in curve}
     return found
+
+
+def _add_curves(found: dict[int, _Measured], full: Any, objectives: set[str]) -> None:
+    """Every reported step: the trial's last step, and its objectives' curves."""
+    for trial_index, metric, mean, step in zip(
+        full["trial_index"].tolist(),
+        full["metric_name"].tolist(),
+        full["mean"].tolist(),
+        full["step"].tolist(),
+        strict=True,
+    ):
+        if math.isnan(step):  # a result without a step, from a trial that never reported
+            continue
+        measured = found.setdefault(int(trial_index), _Measured())
+        last = measured.last_step
+        measured.last_step = float(step) if last is None else max(last, float(step))
+        if metric in objectives and not math.isnan(mean):
+            measured.curve.setdefault(str(metric), []).append([float(step), float(mean)])
 
 
 def _row(
     trial: Any,
     parameters: list[str],
     metrics: list[str],
-    data: Mapping[str, tuple[float, float]],
+    data: _Measured,
     live: Mapping[str, Any] | None,
 ) -> list[Any]:
     info = {**trial.run_metadata.get(RUN_METADATA_KEY, {}), **(live or {})}
@@ -229,7 +295,8 @@ def _row(
     # Trial.arm: Trial.arms reads it twice; a BatchTrial has only arms.
     arm = trial.arm if hasattr(type(trial), "arm") else next(iter(trial.arms), None)
     values = arm.parameters if arm is not None else {}
-    measured = [_number(value) for name in metrics for value in data.get(name, (None, None))]
+    latest = data.latest
+    measured = [_number(value) for name in metrics for value in latest.get(name, (None, None))]
     # Ax's times only where the run metadata has none (read lazily: a table per checkpoint).
     queued = _time(info, "dispatched_at", lambda: trial.time_run_started or trial.time_created)
     # The scheduler stamps started_at when a trial gets a slot; Ax's time_run_started
@@ -249,7 +316,9 @@ def _row(
         status.name,
         *(_plain(values.get(name)) for name in parameters),
         *measured,
+        data.last_step,
         reason if not status.is_completed else None,
+        info.get("early_stop_reason"),
         info.get("runner"),
         _job_id(info),
         info.get("host"),
@@ -260,6 +329,7 @@ def _row(
         workdir,
         f"{workdir}/stdout.log" if workdir else None,
         f"{workdir}/stderr.log" if workdir else None,
+        data.curve or None,
     ]
 
 

@@ -204,8 +204,10 @@ def status(
 ) -> None:
     """Show every trial of a run: status, parameters, metrics, job, duration, failure reason.
 
-    Works while the run is going on: the checkpoint is replaced whole, never
-    half-written.
+    Trials that reported while they ran show their last step; those the
+    early-stopping strategy stopped are EARLY_STOPPED, with its reason, and the
+    summary estimates the compute that saved. Works while the run is going on:
+    the checkpoint is replaced whole, never half-written.
     """
     from .filekinds import Use
 

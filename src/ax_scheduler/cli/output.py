@@ -20,10 +20,17 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from .._savings import describe, early_stopping_savings, format_step
 from .._table import TIME_COLUMNS, TrialTable
 from .tables import Column, draw, folded, width_of
 
-STATUS_STYLES = {"COMPLETED": "green", "FAILED": "red", "ABANDONED": "yellow", "RUNNING": "cyan"}
+STATUS_STYLES = {
+    "COMPLETED": "green",
+    "EARLY_STOPPED": "magenta",
+    "FAILED": "red",
+    "ABANDONED": "yellow",
+    "RUNNING": "cyan",
+}
 REASON_WIDTH = 60
 #: How lines with user data are printed: no markup, no wrapping at the terminal's width.
 PLAIN: dict[str, Any] = {"markup": False, "highlight": False, "soft_wrap": True}
@@ -49,7 +56,7 @@ def print_trials(table: TrialTable, output_format: Format, title: str, total: in
     if output_format is Format.csv:
         write_csv(table)
     elif output_format is Format.json:
-        sys.stdout.write(json.dumps(exported(table), indent=2) + "\n")
+        sys.stdout.write(json_text(exported(table)) + "\n")
     else:
         console = Console()
         print_table(console, title, *_trials_cells(table))
@@ -71,11 +78,28 @@ def print_table(
 
 
 def write_csv(table: TrialTable) -> None:
-    """Every column of every trial as CSV on stdout: empty cells where a value is missing."""
+    """Every column of every trial as CSV on stdout: empty cells where a value is missing,
+    a curve as JSON text (``{"loss": [[0.0, 0.9], [1.0, 0.7]]}``)."""
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(table.columns)
     for record in exported(table):
-        writer.writerow(["" if value is None else value for value in record.values()])
+        writer.writerow([_csv_cell(value) for value in record.values()])
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    return json.dumps(value) if isinstance(value, dict | list) else value
+
+
+#: A pair of numbers as ``json.dumps(indent=2)`` lays it out, over four lines. A
+#: newline never occurs inside a JSON string, so this matches no text of a trial's.
+_PAIR = re.compile(r"\[\n\s+(-?\d[\d.eE+-]*),\n\s+(-?\d[\d.eE+-]*)\n\s+\]")
+
+
+def json_text(records: list[dict[str, Any]]) -> str:
+    """The records as indented JSON, each ``[step, value]`` of a curve on one line."""
+    return _PAIR.sub(r"[\1, \2]", json.dumps(records, indent=2))
 
 
 def exported(table: TrialTable) -> list[dict[str, Any]]:
@@ -88,12 +112,19 @@ def exported(table: TrialTable) -> list[dict[str, Any]]:
 
 
 def print_summary(console: Console, table: TrialTable, total: int | None) -> None:
-    """How many trials are in each state, and the best one of a single objective."""
+    """How many trials are in each state, those stopped early and the compute that saved
+    (estimated as Ax does), and the best trial of a single objective."""
     counts = Counter(record["status"] for record in table.records())
     # Most common first; equal counts in the order of their first trial.
     states = ", ".join(f"{count} {state}" for state, count in counts.most_common())
     target = f" (max_trials {total})" if total is not None else ""
     console.print(f"{len(table.rows)} trials: {states or 'none yet'}{target}", **PLAIN)
+    stopped = counts.get("EARLY_STOPPED", 0)
+    if stopped:
+        savings = early_stopping_savings(
+            (record["status"], record["last_step"]) for record in table.records()
+        )
+        console.print(f"stopped early: {stopped}; compute saved {describe(savings)}", **PLAIN)
     best = _best_row(table)
     if best is not None:
         metric, row = best
@@ -113,10 +144,16 @@ def shown(path: Path) -> str:
 
 
 def _trials_cells(trials: TrialTable) -> tuple[list[Column], list[list[Text]]]:
-    """The columns and the cells of the trials table (reasons truncated; see csv/json)."""
+    """The columns and the cells of the trials table (reasons truncated; see csv/json).
+
+    A ``step`` column (each trial's last reported step) once some trial reported
+    while it ran; the reason is why a trial failed, was abandoned or stopped early.
+    """
     metrics = trials.metrics
-    numeric = ("trial", "duration", *metrics)
-    names = ("trial", "status", "parameters", *metrics, "job", "duration", "reason")
+    records = trials.records()
+    steps = ["step"] if any(row["last_step"] is not None for row in records) else []
+    numeric = ("trial", "duration", "step", *metrics)
+    names = ("trial", "status", "parameters", *metrics, *steps, "job", "duration", "reason")
     columns = [Column(name, right=name in numeric) for name in names]
     # Text, not markup: a parameter value or a reason may hold "[...]".
     rows = [
@@ -125,11 +162,15 @@ def _trials_cells(trials: TrialTable) -> tuple[list[Column], list[list[Text]]]:
             Text(row["status"], style=STATUS_STYLES.get(row["status"], "")),
             _one_line(", ".join(f"{name}={_number(row[name])}" for name in trials.parameters)),
             *(Text(_measurement(row[name], row[f"{name}_sem"])) for name in metrics),
+            *(
+                Text("" if row["last_step"] is None else format_step(row["last_step"]))
+                for _ in steps
+            ),
             _one_line(_job(row)),
             Text("" if row["duration_s"] is None else f"{row['duration_s']:.1f} s"),
-            Text(_truncated(row["failure_reason"])),
+            Text(_truncated(row["failure_reason"] or row["early_stop_reason"])),
         ]
-        for row in trials.records()
+        for row in records
     ]
     return columns, rows
 
