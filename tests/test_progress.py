@@ -157,6 +157,19 @@ def test_render_counts_trials_stopped_early_beside_the_completed_ones() -> None:
     assert "1 running  0 queued  4 completed  3 stopped early  1 failed  0 abandoned" in text
 
 
+def test_render_says_what_compute_the_stops_saved_once_a_completed_trial_reported() -> None:
+    # Two completed trials ran to step 19, two stopped at steps 4 and 9: 15 + 10 = 25 steps
+    # saved of the 51 + 25 = 76 the four would have run.
+    steps = [("COMPLETED", 19.0), ("COMPLETED", 19.0), ("EARLY_STOPPED", 4.0)]
+    progress = Progress(total=4, completed=2, early_stopped=2, last_steps=steps)
+    progress.last_steps.append(("EARLY_STOPPED", 9.0))
+    console = Console(file=io.StringIO(), width=120, color_system=None)
+
+    console.print(render(progress, None, "joblib"))
+
+    assert "2 stopped early (~33% compute saved)" in console.file.getvalue()  # type: ignore[attr-defined]
+
+
 def test_the_live_display_of_a_run_counts_the_trials_the_strategy_stopped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -184,7 +197,8 @@ def test_the_live_display_of_a_run_counts_the_trials_the_strategy_stopped(
     assert summary is not None
     assert len(summary.early_stopped) == 2
     last_frame = ESCAPE.sub("", screen.getvalue()).replace("\r", "\n").split("2/2 trials")[-1]
-    assert "0 completed  2 stopped early  0 failed  0 abandoned" in last_frame
+    # The batch's two completed curves are the baseline the compute saved is told from.
+    assert re.search(r"0 completed  2 stopped early \(~\d+% compute saved\)  0 failed", last_frame)
 
 
 def test_the_notebook_widget_counts_the_trials_stopped_early(

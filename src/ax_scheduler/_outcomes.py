@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._savings import early_stopping_savings
+
 #: What ``run_optimization`` returns: the best parameterization, the Pareto set, or None.
 Best = dict[str, Any] | list[dict[str, Any]] | None
 
@@ -75,6 +77,9 @@ class Progress:
         failed: Trials of the current run recorded FAILED.
         abandoned: Trials of the current run recorded ABANDONED (cancelled).
         early_stopped: Trials of the current run recorded EARLY_STOPPED.
+        last_steps: ``(status, last step)`` of every trial recorded COMPLETED or
+            EARLY_STOPPED after reporting (any run): what ``compute_saved`` is
+            estimated from.
         best: Objective metric -> the best value observed so far (any run).
     """
 
@@ -86,7 +91,15 @@ class Progress:
     failed: int = 0
     abandoned: int = 0
     early_stopped: int = 0
+    last_steps: list[tuple[str, float]] = field(default_factory=list)
     best: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def compute_saved(self) -> float | None:
+        """The share of compute early stopping saved, as Ax estimates it, or None
+        before a trial was stopped and a completed one reported."""
+        savings = early_stopping_savings(list(self.last_steps))  # appended to by the Ax thread
+        return None if savings is None else savings.share
 
     @property
     def ended(self) -> int:

@@ -73,7 +73,9 @@ def _states(progress: Progress) -> Text:
     # Only then: a run without an early-stopping strategy has none, and its line
     # stays as it was.
     stopped = progress.early_stopped
-    early = [("  ", ""), (f"{stopped} stopped early", "magenta")] if stopped else []
+    saved = progress.compute_saved if stopped else None
+    label = f"{stopped} stopped early" + (f" (~{saved:.0%} compute saved)" if saved else "")
+    early = [("  ", ""), (label, "magenta")] if stopped else []
     return Text.assemble(
         (f"{progress.running} running", "cyan"),
         "  ",

@@ -69,7 +69,8 @@ class Recorder:
         """
         self._ax.note(index, **{"finished_at": time.time(), **info})
         if isinstance(outcome, Stopped):
-            self._early_stop(index, outcome.reason, seconds, info)
+            if self._early_stop(index, outcome.reason, seconds, info) and progression is not None:
+                self._progress.last_steps.append(("EARLY_STOPPED", progression))
             return False
         if isinstance(outcome, Failed):
             error: Exception | None = outcome.error
@@ -94,8 +95,12 @@ class Recorder:
         self.failed[index] = reason
         self.ended.add(index)
 
-    def _early_stop(self, index: int, reason: str, seconds: float, info: dict[str, Any]) -> None:
-        """EARLY_STOPPED with the data it reported; ABANDONED if it has none (Ax refuses)."""
+    def _early_stop(self, index: int, reason: str, seconds: float, info: dict[str, Any]) -> bool:
+        """EARLY_STOPPED with the data it reported; ABANDONED if it has none (Ax refuses).
+
+        Returns:
+            Whether it is EARLY_STOPPED.
+        """
         where = describe_job(self._runner, info)
         if not self._ax.has_data(index):
             why = f"stopped early before it reported any data: {reason}"
@@ -103,12 +108,13 @@ class Recorder:
             self.abandoned[index] = why
             self._progress.abandoned += 1
             logger.warning("trial %d abandoned: %s (%s)", index, why, where)
-            return
+            return False
         self._ax.early_stop(index, reason)
         self.early_stopped[index] = reason
         self.ended.add(index)
         self._progress.early_stopped += 1
         logger.info("trial %d stopped early after %.2f s (%s): %s", index, seconds, where, reason)
+        return True
 
     def _complete(
         self,
@@ -129,6 +135,8 @@ class Recorder:
             return TrialError(f"Ax rejected the result {value!r}: {type(exc).__name__}: {exc}")
         self.ended.add(index)
         self.values[index] = {name: mean for name, (mean, _) in metrics.items()}
+        if progression is not None:
+            self._progress.last_steps.append(("COMPLETED", progression))
         self._progress.completed += 1
         self._track_best(metrics)
         logger.info(
