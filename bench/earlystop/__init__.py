@@ -1,0 +1,1 @@
+"""bench/early_stopping.py's parts: the workload, the tools, the Slurm run, the tables."""
