@@ -22,17 +22,23 @@ def loss(parameters: dict[str, Any], step: int) -> float:
     return (parameters["x"] ** 2 + parameters["y"] ** 2 + 0.1) * (1 + 5 / (step + 1))
 
 
+def step_seconds(parameters: dict[str, Any]) -> float:
+    """Bad trials' steps take longer, so that on a loaded 2-core machine the stop
+    still lands long before their natural end (a test that expects a stop)."""
+    return STEP_SECONDS * (4 if parameters["x"] ** 2 + parameters["y"] ** 2 > 1 else 1)
+
+
 def curve(parameters: dict[str, Any]) -> dict[str, float]:
     """Reports ``objective`` at steps 0..19, then returns the last value."""
     for step in range(STEPS):
-        time.sleep(STEP_SECONDS)
+        time.sleep(step_seconds(parameters))
         report({"objective": loss(parameters, step)}, step=step)
     return {"objective": loss(parameters, STEPS - 1)}
 
 
 async def async_curve(parameters: dict[str, Any]) -> dict[str, float]:
     for step in range(STEPS):
-        await asyncio.sleep(STEP_SECONDS)
+        await asyncio.sleep(step_seconds(parameters))
         report({"objective": loss(parameters, step)}, step=step)
     return {"objective": loss(parameters, STEPS - 1)}
 

@@ -30,6 +30,8 @@ SCRIPTS = Path(__file__).parent / "scripts"
 GOOD = [{"x": 0.0, "y": 0.0}, {"x": 0.1, "y": 0.0}]
 BAD = [{"x": 1.5, "y": 1.5}, {"x": 1.8, "y": -1.8}]
 EARLY_STOPPING = {"percentile": 50, "min_progression": 5, "min_curves": 2}
+#: What becomes of a batch of GOOD + BAD under EARLY_STOPPING.
+GOOD_KEPT_BAD_STOPPED = {0: "COMPLETED", 1: "COMPLETED", 2: "EARLY_STOPPED", 3: "EARLY_STOPPED"}
 
 
 def steps_in_ax(client: Any) -> dict[int, list[float]]:
@@ -56,12 +58,7 @@ def test_a_percentile_strategy_stops_the_bad_trials_of_a_function_on_the_local_p
     with AxScheduler(client, JobLibRunner(n_jobs=2, backend=backend), config) as scheduler:
         scheduler.set_objective_function(curves.curve)
         run_batch(scheduler, GOOD + BAD)
-    assert statuses(client) == {
-        0: "COMPLETED",
-        1: "COMPLETED",
-        2: "EARLY_STOPPED",
-        3: "EARLY_STOPPED",
-    }
+    assert statuses(client) == GOOD_KEPT_BAD_STOPPED
     steps = steps_in_ax(client)
     assert steps[0] == steps[1] == [float(step) for step in range(curves.STEPS)]
     for stopped in (2, 3):  # stopped once past min_progression, long before the end
@@ -89,12 +86,7 @@ def test_the_legacy_clients_own_strategy_stops_an_async_objectives_bad_trials() 
     with AxScheduler(client, JobLibRunner(n_jobs=2)) as scheduler:
         scheduler.set_objective_function(curves.async_curve)
         run_batch(scheduler, GOOD + BAD)
-    assert statuses(client) == {
-        0: "COMPLETED",
-        1: "COMPLETED",
-        2: "EARLY_STOPPED",
-        3: "EARLY_STOPPED",
-    }
+    assert statuses(client) == GOOD_KEPT_BAD_STOPPED
     assert max(steps_in_ax(client)[3]) < curves.STEPS - 5
 
 
@@ -109,12 +101,7 @@ def test_a_scripts_progress_lines_are_its_curve_a_malformed_one_is_skipped_and_s
         )
         with caplog.at_level(logging.WARNING, logger="ax_scheduler"):
             run_batch(scheduler, GOOD + BAD)
-    assert statuses(client) == {
-        0: "COMPLETED",
-        1: "COMPLETED",
-        2: "EARLY_STOPPED",
-        3: "EARLY_STOPPED",
-    }
+    assert statuses(client) == GOOD_KEPT_BAD_STOPPED
     steps = steps_in_ax(client)
     assert steps[0] == [float(step) for step in range(20) if step != 2]  # step 2's line is bad
     assert max(steps[2]) < 15

@@ -13,6 +13,8 @@ with open(os.environ["JOB_PARAMS_FILE"]) as file:
     params = json.load(file)
 steps = int(sys.argv[1]) if len(sys.argv) > 1 else 20
 seconds = float(os.environ.get("CURVE_STEP_SECONDS", "0.03"))
+if params["x"] ** 2 + params["y"] ** 2 > 1:
+    seconds *= 4  # bad trials run longer: a stop lands before their end on a busy machine
 
 
 def loss(step):
