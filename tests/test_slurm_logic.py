@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import shlex
 from collections.abc import Callable
 from typing import Any
@@ -425,6 +426,7 @@ def test_apptainer_command_line_binds_the_trial_dir_and_keeps_values_as_argument
         "--env", "JOB_OUTPUT_FILE=/job/result.json",
         "--env", "JOB_TRIAL_INDEX=3",
         "--env", "JOB_WORKDIR=/job",
+        "--env", "JOB_PROGRESS_FILE=/job/progress.jsonl",  # the trial folder's: read on the tick
         "--nv",
         "/images/sim.sif",
         "python", "/app/simulate.py", "/job/params.json", "/job/result.json", "--label", "a b",
@@ -506,8 +508,8 @@ async def test_a_command_cut_off_by_a_dropped_connection_is_never_taken_for_a_fa
     class CutOff:
         closed = False
 
-        async def run(self, command: str, check: bool) -> Any:
-            return SimpleNamespace(exit_status=None, exit_signal=None, stdout="", stderr="")
+        async def run(self, command: str, check: bool, encoding: str | None = "utf-8") -> Any:
+            return SimpleNamespace(exit_status=None, exit_signal=None, stdout=b"", stderr=b"")
 
         def close(self) -> None:
             self.closed = True
@@ -553,3 +555,207 @@ def test_a_campaign_runs_on_the_fake_cluster_with_the_objective_it_uploaded() ->
     means = [t.objective_mean for t in experiment_of(client).trials.values()]
     assert sorted(means) == [0.25, 0.5, 0.75]
     assert len(cluster.sbatch_calls()) == 1  # one batch, one array
+
+
+# -- reports and early stops ------------------------------------------------------------
+def collect_reports(works: list[Job]) -> list[tuple[int, float, dict[str, Any]]]:
+    """Every report delivered on the jobs' channels, in order, as (trial, step, metrics)."""
+    got: list[tuple[int, float, dict[str, Any]]] = []
+    for job in works:
+        job.channel.on_report = lambda step, metrics, i=job.trial_index: got.append(
+            (i, step, metrics)
+        )
+    return got
+
+
+def files_read(argv: list[str]) -> list[str]:
+    """The files one progress read names (after ``sh -c SCRIPT sh BASE``: path, offset)."""
+    return [f"{argv[4]}/{path}" for path in argv[5::2]]
+
+
+async def test_one_progress_read_per_tick_covers_every_task_and_reports_keep_ticks_short(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cluster = FakeTransport()
+
+    def start() -> None:
+        for task in range(3):
+            cluster.states[f"100_{task}"] = "RUNNING"
+        cluster.report("100", 0, '{"step": 0, "objective": 3.0}')
+        cluster.report("100", 1, '{"step": 0, "objective": 5.0}')
+
+    def half_a_line() -> None:
+        cluster.report("100", 0, '{"step": 1, "objective": 2.0}')
+        path = f"{cluster.manifest('100')['tasks'][2]['workdir']}/progress.jsonl"
+        cluster.files[path] = b'{"step": 0, "obj'  # a line still being written waits
+
+    def rest_of_the_line() -> None:
+        path = f"{cluster.manifest('100')['tasks'][2]['workdir']}/progress.jsonl"
+        cluster.files[path] += b'ective": 9.0}\n'
+        cluster.report("100", 1, "{oops")
+
+    def last_line_then_end() -> None:
+        cluster.report("100", 0, '{"step": 2, "objective": 1.0}')  # written just before exit
+        complete_all(cluster)()
+
+    script = {0: start, 1: half_a_line, 3: rest_of_the_line, 5: last_line_then_end}
+    ticks = Ticks(cluster, script)
+    runner = make_runner(cluster, ticks)
+    batch = jobs(3)
+    got = collect_reports(batch)
+    with caplog.at_level(logging.WARNING, logger="ax_scheduler"):
+        assert await asyncio.gather(*await runner.run_batch(batch)) == [
+            {"objective": float(i)} for i in range(3)
+        ]
+    assert got == [
+        (0, 0.0, {"objective": 3.0}),
+        (1, 0.0, {"objective": 5.0}),
+        (0, 1.0, {"objective": 2.0}),
+        (2, 0.0, {"objective": 9.0}),
+        (0, 2.0, {"objective": 1.0}),  # read on the tick that saw the job end
+    ]
+    # A tick with new lines resets the back-off like a change of state.
+    assert ticks.pauses == [1, 1, 1, 2, 1, 2]
+    reads = cluster.progress_reads()
+    assert len(reads) == len(cluster.sacct_calls()) == runner.stats["progress"] == 6
+    workdirs = [task["workdir"] for task in cluster.manifest("100")["tasks"]]
+    assert all(files_read(argv) == [f"{w}/progress.jsonl" for w in workdirs] for argv in reads)
+    [skipped] = [r.getMessage() for r in caplog.records if "progress line" in r.getMessage()]
+    assert skipped.startswith("trial 1: progress line 2 of ")
+    assert "not JSON" in skipped
+    await runner.aclose()
+
+
+async def test_a_stop_is_one_scancel_signal_to_the_worker_for_the_trials_of_a_moment() -> None:
+    cluster = FakeTransport()
+    runner = make_runner(cluster, Ticks(cluster, {}))
+    batch = jobs(3)
+    works = await runner.run_batch(batch)
+    await until(lambda: runner.stats["sacct"] > 0)  # submitted and watched
+    batch[0].channel.request_stop("worse than the median")
+    batch[2].channel.request_stop("worse than the median")
+    await until(lambda: len(cluster.signalled) == 2)
+    scancels = [c for c in cluster.commands if c[0] == "scancel"]
+    assert scancels == [["scancel", "--signal=USR2", "--batch", "100_0", "100_2"]]
+    assert not cluster.cancelled  # the jobs go on: their workers stop the trials
+    for work in works:  # the grace ran out: the existing cancel path
+        work.cancel()  # type: ignore[attr-defined]
+    await asyncio.wait(works)  # type: ignore[arg-type]
+    assert sorted(cluster.cancelled) == ["100_0", "100_1", "100_2"]
+    assert runner.stats["stop"] == 1
+    await runner.aclose()
+
+
+async def test_a_reattached_job_reads_its_progress_file_again_from_the_start() -> None:
+    cluster = FakeTransport()
+    workdir = "/home/user/ax_scheduler_jobs/20260101-000000-abcdef/a0/0"  # an earlier driver's
+    cluster.arrays["100"] = 1
+    cluster.states["100_0"] = "RUNNING"
+    cluster.files[f"{workdir}/progress.jsonl"] = b'{"step": 0, "objective": 4.0}\n'
+
+    def more_then_done() -> None:
+        cluster.files[f"{workdir}/progress.jsonl"] += b'{"step": 1, "objective": 3.0}\n'
+        cluster.files[f"{workdir}/result.json"] = b'{"objective": 3.0}'
+        cluster.states["100_0"] = "COMPLETED"
+
+    runner = make_runner(cluster, Ticks(cluster, {1: more_then_done}))
+    [job] = jobs(1)
+    job.info.update(slurm_job_id="100_0", job_dir=workdir)
+    got = collect_reports([job])
+    followed = await runner.reattach(job)
+    assert followed is not None
+    assert await followed == {"objective": 3.0}
+    # From byte 0: the core skips the steps Ax already has (Progressions.resume_from).
+    assert [step for _, step, _ in got] == [0.0, 1.0]
+    await runner.aclose()
+
+
+def test_progress_reads_stay_under_the_argument_limit_and_cut_output_is_refused() -> None:
+    from ax_scheduler._progressfile import split_tail_output, tail_commands
+
+    files = [(f"/scratch/u/jobs/s/a{i // 100}/{i % 100}/progress.jsonl", i) for i in range(3000)]
+    commands = tail_commands(files)
+    assert len(commands) == 1  # paths below their common directory: short enough
+    [(argv, count)] = commands
+    assert count == 3000
+    assert argv[4] == "/scratch/u/jobs/s"
+    assert argv[5:7] == ["a0/0/progress.jsonl", "0"]
+    split = tail_commands(files, limit=20_000)
+    assert len(split) > 1
+    assert all(len(shlex.join(argv)) <= 20_000 for argv, _ in split)
+    assert sum(count for _, count in split) == 3000
+    assert split_tail_output(b"@@axs-progress 3\nabc@@axs-progress 0\n", 2) == [b"abc", b""]
+    with pytest.raises(ValueError, match="cut short"):
+        split_tail_output(b"@@axs-progress 9\nabc", 1)  # a file that shrank while read
+    with pytest.raises(ValueError, match="after 1 files"):
+        split_tail_output(b"@@axs-progress 0\nstray", 1)
+
+
+BY_VALUE_OBJECTIVE = """
+import sys
+from ax_scheduler import TrialStoppedEarly, report
+from ax_scheduler._uploads import pickle_objective
+
+def objective(parameters):
+    try:
+        for step in range(3):
+            report({"loss": parameters["x"] * step}, step=step)
+    except TrialStoppedEarly as exc:
+        return {"loss": -1.0, "stopped": str(exc)}
+    return {"loss": parameters["x"]}
+
+with open(sys.argv[1], "wb") as file:
+    file.write(pickle_objective(objective))
+"""
+
+#: A Python where ax_scheduler cannot be imported loads the pickle and runs it.
+WITHOUT_AX_SCHEDULER = """
+import importlib.abc, json, os, pickle, sys
+
+class NotInstalled(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] == "ax_scheduler":
+            raise ImportError(f"no module named {name!r} here")
+
+sys.meta_path.insert(0, NotInstalled())
+try:
+    import ax_scheduler
+    importable = True
+except ImportError:
+    importable = False
+with open(sys.argv[1], "rb") as file:
+    objective = pickle.load(file)
+os.environ["JOB_PROGRESS_FILE"] = sys.argv[2]
+ran = objective({"x": 2.0})
+os.environ["JOB_STOP_REQUESTED"] = "stopped early by the scheduler"
+stopped = objective({"x": 2.0})
+loaded = sorted(name for name in sys.modules if name.startswith("ax_scheduler"))
+print(json.dumps({"importable": importable, "ran": ran, "stopped": stopped, "loaded": loaded}))
+"""
+
+
+def test_a_function_that_imports_report_runs_where_ax_scheduler_is_not_installed(
+    tmp_path: Any,
+) -> None:
+    import subprocess
+    import sys
+
+    pickled, progress = tmp_path / "objective.pkl", tmp_path / "progress.jsonl"
+    made = subprocess.run(
+        [sys.executable, "-c", BY_VALUE_OBJECTIVE, str(pickled)], capture_output=True, text=True
+    )
+    assert made.returncode == 0, made.stderr
+    ran = subprocess.run(
+        [sys.executable, "-c", WITHOUT_AX_SCHEDULER, str(pickled), str(progress)],
+        capture_output=True,
+        text=True,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout) == {
+        "importable": False,
+        "ran": {"loss": 2.0},
+        "stopped": {"loss": -1.0, "stopped": "stopped early by the scheduler"},
+        "loaded": [],
+    }
+    lines = [json.loads(line) for line in progress.read_text().splitlines()]
+    assert lines == [{"step": step, "loss": 2.0 * step} for step in range(3)]

@@ -22,9 +22,12 @@ import pytest
 from ax_scheduler import InfrastructureError, RunnerError, SSHRunner
 from ax_scheduler._config import SSHHost
 from ax_scheduler._exceptions import ObjectiveError
-from ax_scheduler._hostworker import alive_argv, stop_group_argv
+from ax_scheduler._faketransport import play_tail
+from ax_scheduler._hostworker import alive_argv, stop_group_argv, stop_request_argv
 from ax_scheduler._jobs import FunctionObjective, Job
+from ax_scheduler._progressfile import TAIL_SCRIPT
 from ax_scheduler._remote import (
+    BinaryCompleted,
     Completed,
     HostTransport,
     ProcessExit,
@@ -53,6 +56,7 @@ class FakeHost(HostTransport):
         drop_during_trial: The connection dies while a trial runs, for good.
         hang: A started worker never ends (until it is stopped).
         alive: pid -> how many more looks find it running.
+        last_lines: What a worker appends to its progress file just before it exits.
     """
 
     def __init__(self, options: SSHHost) -> None:
@@ -65,6 +69,7 @@ class FakeHost(HostTransport):
         self.hang = False
         self.hanging = asyncio.Event()  # set once a worker hangs
         self.alive: dict[int, int] = {}
+        self.last_lines = b""
 
     def _reachable(self) -> None:
         if self.unreachable:
@@ -84,6 +89,17 @@ class FakeHost(HostTransport):
             self.alive[int(argv[4])] = looks - 1
             return Completed(0 if looks > 0 else 1, "", "")
         return Completed(0, "", "")  # mkdir, the objective's load check, stop, rm
+
+    async def run_binary(self, argv: Sequence[str]) -> BinaryCompleted:
+        self._reachable()
+        if list(argv[:3]) != ["sh", "-c", TAIL_SCRIPT]:
+            return await super().run_binary(argv)
+        self.commands.append(list(argv))
+        return BinaryCompleted(0, play_tail(self.files, argv), "")
+
+    def trial_commands(self) -> list[list[str]]:
+        """The commands received, but the progress reads of the host's tick."""
+        return [c for c in self.commands if c[:3] != ["sh", "-c", TAIL_SCRIPT]]
 
     async def write_file(self, path: str, data: bytes, *, mode: int = 0o644) -> None:
         self._reachable()
@@ -124,6 +140,9 @@ class FakeWorker(RemoteProcess):
         if self.host.hang:
             self.host.hanging.set()
             await asyncio.Event().wait()
+        if self.host.last_lines:
+            path = f"{self.workdir}/progress.jsonl"
+            self.host.files[path] = self.host.files.get(path, b"") + self.host.last_lines
         manifest = json.loads(self.host.files[f"{self.workdir}/manifest.json"])
         task = manifest["tasks"][0]
         if manifest["kind"] == "function":
@@ -133,6 +152,25 @@ class FakeWorker(RemoteProcess):
             result = {"objective": 0.0}  # a command: the fake runs no script
         self.host.files[f"{self.workdir}/result.json"] = json.dumps(result).encode()
         return ProcessExit(0)
+
+
+class TaskClock(FakeClock):
+    """A FakeClock that keeps each task's sleeps apart (the hosts' progress ticks
+    sleep on it too)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_task: dict[str, list[float]] = {}
+
+    async def sleep(self, seconds: float) -> None:
+        task = asyncio.current_task()
+        self.by_task.setdefault(task.get_name() if task else "", []).append(seconds)
+        await super().sleep(seconds)
+
+    def trial_sleeps(self) -> list[float]:
+        """The sleeps of every task but the progress ticks."""
+        ticks = [name for name in self.by_task if name.startswith("ax-scheduler-progress")]
+        return [s for name, sleeps in self.by_task.items() if name not in ticks for s in sleeps]
 
 
 class Hosts:
@@ -202,7 +240,7 @@ async def test_when_every_host_refuses_the_upload_the_objective_is_refused_namin
 
 async def test_a_worker_followed_after_a_restart_is_polled_on_the_clock_until_it_exits() -> None:
     hosts = Hosts()
-    clock = FakeClock()
+    clock = TaskClock()
     runner = SSHRunner(["gpu-a"], {"poll_interval": 3}, transports=hosts, clock=clock)
     await runner.start()
     host = hosts["gpu-a"]
@@ -213,7 +251,7 @@ async def test_a_worker_followed_after_a_restart_is_polled_on_the_clock_until_it
     followed = await runner.reattach(job(0, host="gpu-a:22", job_dir=workdir))
     assert followed is not None
     assert await followed == {"objective": 7.0}
-    assert clock.sleeps == [3, 3, 3]
+    assert clock.trial_sleeps() == [3, 3, 3]
     await runner.aclose()
 
 
@@ -247,5 +285,90 @@ async def test_cancelling_a_trial_stops_its_process_group_in_one_command() -> No
     trial.cancel()
     with pytest.raises(asyncio.CancelledError):
         await trial
-    assert hosts["gpu-a"].commands[-1] == stop_group_argv(PID, 2)
+    assert hosts["gpu-a"].trial_commands()[-1] == stop_group_argv(PID, 2)
+    await runner.aclose()
+
+
+# -- reports and early stops ------------------------------------------------------------
+async def until(condition: Any, seconds: float = 5.0) -> None:
+    """Let the runner's tasks run until ``condition()`` holds."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition never held"
+        await asyncio.sleep(0.001)
+
+
+def collect_reports(jobs: list[Job]) -> list[tuple[int, float]]:
+    got: list[tuple[int, float]] = []
+    for each in jobs:
+        each.channel.on_report = lambda step, metrics, i=each.trial_index: got.append((i, step))
+    return got
+
+
+def progress_reads(host: FakeHost) -> list[list[str]]:
+    return [c for c in host.commands if c[:3] == ["sh", "-c", TAIL_SCRIPT]]
+
+
+async def test_a_hosts_tick_reads_all_its_trials_in_one_command_and_a_stop_signals_the_worker() -> (
+    None
+):
+    hosts = Hosts()
+    clock = TaskClock()
+    runner = SSHRunner([{"host": "gpu-a", "slots": 2}], transports=hosts, clock=clock)
+    await runner.check_objective(OBJECTIVE)
+    host = hosts["gpu-a"]
+    host.hang = True
+    batch = [job(0), job(1)]
+    got = collect_reports(batch)
+    trials = [asyncio.ensure_future(runner.run(each)) for each in batch]
+    await until(lambda: all("pid" in each.info for each in batch))
+    for each in batch:
+        line = json.dumps({"step": 3, "objective": each.trial_index})
+        host.files[f"{each.info['job_dir']}/progress.jsonl"] = line.encode() + b"\n"
+    await until(lambda: len(got) == 2)
+    assert sorted(got) == [(0, 3.0), (1, 3.0)]
+    batch[1].channel.request_stop("worse than the median")
+    await until(lambda: stop_request_argv(PID) in host.commands)
+    assert runner.stats["stop"] == 1
+    for trial in trials:  # the grace ran out: the process groups are stopped
+        trial.cancel()
+    await asyncio.wait(trials)
+    await runner.aclose()
+    reads = progress_reads(host)
+    assert len(reads) == runner.stats["progress"]
+    # One read per tick of the host, naming both trials: not a command per trial.
+    assert len(reads) <= len(clock.by_task["ax-scheduler-progress-gpu-a:22"])
+    both = sorted(f"{each.info['job_dir']}/progress.jsonl" for each in batch)
+    named = [sorted(f"{argv[4]}/{path}" for path in argv[5::2]) for argv in reads]
+    assert both in named
+
+
+async def test_the_lines_a_trial_writes_just_before_it_ends_arrive_before_its_result() -> None:
+    hosts = Hosts()
+    runner = SSHRunner(["gpu-a"], {"poll_interval": 60}, transports=hosts, clock=FakeClock())
+    await runner.check_objective(OBJECTIVE)
+    hosts["gpu-a"].last_lines = b'{"step": 7, "objective": 1.0}\n'
+    [started] = [job(0)]
+    got = collect_reports([started])
+    assert await runner.run(started) == {"objective": 1.0}
+    assert got == [(0, 7.0)]  # read once more at its end, not a minute later
+    await runner.aclose()
+
+
+async def test_a_reattached_worker_s_progress_file_is_read_again_from_the_start() -> None:
+    hosts = Hosts()
+    runner = SSHRunner(["gpu-a"], transports=hosts, clock=FakeClock())
+    await runner.start()
+    host = hosts["gpu-a"]
+    workdir = "/home/u/ax_scheduler_jobs/20260101-000000-abcdef/trial-0"  # an earlier driver's
+    host.files[f"{workdir}/pid"] = f"{PID} {PID}\n".encode()
+    host.files[f"{workdir}/progress.jsonl"] = b'{"step": 0, "objective": 2.0}\n'
+    host.files[f"{workdir}/result.json"] = b'{"objective": 1.0}'
+    host.alive[PID] = 2
+    followed_job = job(0, host="gpu-a:22", job_dir=workdir)
+    got = collect_reports([followed_job])
+    followed = await runner.reattach(followed_job)
+    assert followed is not None
+    assert await followed == {"objective": 1.0}
+    assert got == [(0, 0.0)]  # from byte 0: the core skips the steps Ax already has
     await runner.aclose()

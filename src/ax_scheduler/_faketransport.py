@@ -10,8 +10,10 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ._exceptions import RunnerError
-from ._remote import Completed, Transport, _ConnectionDropped
+from ._progressfile import MAX_READ_BYTES, TAIL_SCRIPT
+from ._remote import BinaryCompleted, Completed, Transport, _ConnectionDropped
 from ._remotejob import _SESSION_SCRIPT
+from ._reporting import PROGRESS_FILE_NAME
 
 #: sacct's exit code column for a task in each state the fake reports.
 _EXIT_CODES = {"COMPLETED": "0:0", "RUNNING": "0:0", "PENDING": "0:0"}
@@ -25,9 +27,11 @@ class FakeTransport(Transport):
     runs a job. ``sbatch`` accepts every array (job ids count from 100);
     ``sacct`` reports the states in :attr:`states`, and nothing for a task without
     one (sacct lags like that after a submission); ``scancel`` makes tasks
-    CANCELLED; files live in :attr:`files`. The test decides when tasks end and
-    how: :meth:`complete` runs them as the worker would, :meth:`finish` sets any
-    state, and :attr:`on_sacct` runs just before each status poll.
+    CANCELLED (``scancel --signal`` only records the signal); files live in
+    :attr:`files`, and the progress read prints theirs. The test decides when
+    tasks end and how: :meth:`complete` runs them as the worker would,
+    :meth:`finish` sets any state, :meth:`report` appends a progress line, and
+    :attr:`on_sacct` runs just before each status poll.
 
     Example:
         A campaign on a SlurmRunner, in milliseconds: every poll finishes what was
@@ -54,6 +58,7 @@ class FakeTransport(Transport):
         arrays: Job id -> its number of tasks.
         names: Job id -> its job name.
         cancelled: The array tasks ``scancel`` was given, in order.
+        signalled: ``(signal, task)`` of each ``scancel --signal``, in order.
         on_sacct: Called with the fake just before each ``sacct`` status poll answers.
         sacct_failures: The next N ``sacct`` calls fail (slurmdbd is down).
         sbatch_failures: The next N ``sbatch`` calls fail (the controller is busy).
@@ -74,6 +79,7 @@ class FakeTransport(Transport):
         self.arrays: dict[str, int] = {}
         self.names: dict[str, str] = {}
         self.cancelled: list[str] = []
+        self.signalled: list[tuple[str, str]] = []
         self.on_sacct: Callable[[FakeTransport], None] | None = None
         self.sacct_failures = 0
         self.sbatch_failures = 0
@@ -93,6 +99,12 @@ class FakeTransport(Transport):
             return Completed(127, "", f"{argv[0]}: not a command this fake plays")
         return handler(self, argv)
 
+    async def run_binary(self, argv: Sequence[str]) -> BinaryCompleted:
+        if list(argv[:3]) != ["sh", "-c", TAIL_SCRIPT]:
+            return await super().run_binary(argv)
+        self.commands.append(list(argv))
+        return BinaryCompleted(0, play_tail(self.files, argv), "")
+
     async def write_file(self, path: str, data: bytes, *, mode: int = 0o644) -> None:
         self.files[path] = data
 
@@ -111,6 +123,17 @@ class FakeTransport(Transport):
     def sacct_calls(self) -> list[list[str]]:
         """The status polls received."""
         return [c for c in self.commands if c[0] == "sacct"]
+
+    def progress_reads(self) -> list[list[str]]:
+        """The progress-file reads received (one per tick, whatever the number of trials)."""
+        return [c for c in self.commands if c[:3] == ["sh", "-c", TAIL_SCRIPT]]
+
+    def report(self, job_id: str, task: int, line: str) -> None:
+        """Append ``line`` (and a newline) to the task's ``progress.jsonl``, as its
+        objective's ``report()`` or a script would."""
+        workdir = self.manifest(job_id)["tasks"][task]["workdir"]
+        path = f"{workdir}/{PROGRESS_FILE_NAME}"
+        self.files[path] = self.files.get(path, b"") + line.encode() + b"\n"
 
     def manifest(self, job_id: str) -> dict[str, Any]:
         """What array ``job_id`` runs: the worker's manifest the runner wrote."""
@@ -235,8 +258,13 @@ class FakeTransport(Transport):
         return all(state not in (None, "PENDING", "RUNNING") for state in tasks)
 
     def _scancel(self, argv: list[str]) -> Completed:
-        self.cancelled += argv[1:]
-        for task in argv[1:]:
+        tasks = [arg for arg in argv[1:] if not arg.startswith("-")]
+        signal = next((a.split("=", 1)[1] for a in argv if a.startswith("--signal=")), None)
+        if signal is not None:  # the job goes on: its worker decides what the signal means
+            self.signalled += [(signal, task) for task in tasks]
+            return Completed(0, "", "")
+        self.cancelled += tasks
+        for task in tasks:
             self.states[task] = "CANCELLED"
         return Completed(0, "", "")
 
@@ -251,6 +279,18 @@ class FakeTransport(Transport):
 
     def _ok(self, argv: list[str]) -> Completed:
         return Completed(0, "", "")
+
+
+def play_tail(files: dict[str, bytes], argv: Sequence[str]) -> bytes:
+    """What the progress read (:data:`~ax_scheduler._progressfile.TAIL_SCRIPT`)
+    prints on a machine whose files are ``files``: for fakes of cluster and hosts."""
+    base, pairs = argv[4], list(argv[5:])
+    out = b""
+    for path, offset in zip(pairs[::2], map(int, pairs[1::2]), strict=True):
+        data = files.get(path if path.startswith("/") else f"{base.rstrip('/')}/{path}", b"")
+        new = data[offset : offset + MAX_READ_BYTES] if len(data) > offset else b""
+        out += f"@@axs-progress {len(new)}\n".encode() + new
+    return out
 
 
 def _option(argv: list[str], name: str) -> str:

@@ -9,6 +9,8 @@
    reconnects and polls the pid (on the injected clock) until it exits.
 3. :meth:`HostWorkers.stop` kills the process group: SIGTERM, the grace period,
    SIGKILL, in one remote command, within a bounded time.
+4. :func:`stop_request_argv` asks a worker to stop its trial early (SIGUSR2, the
+   worker's own signal for it: :mod:`ax_scheduler._jobworker`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ._clock import REAL_CLOCK, Clock
 from ._exceptions import InfrastructureError, RunnerError, TrialError
 from ._hostpool import CLOSED, Host, HostPool, _Lost
 from ._jobs import Job
+from ._jobworker import STOP_SIGNAL
 from ._remote import ProcessExit, RemoteProcess, _ConnectionDropped
 
 logger = logging.getLogger("ax_scheduler")
@@ -87,6 +90,17 @@ exit 0
 """
 
 
+#: Send the early-stop signal $2 to process $1, if it still is a worker: after the
+#: worker's end its pid may belong to someone else, who must not get it. (A host
+#: without ps gets no signal: the scheduler's grace ends with the stop above.)
+_STOP_REQUEST_SCRIPT = """\
+case $(ps -o args= -p "$1" 2>/dev/null) in
+  *axs_worker.py*) kill -"$2" "$1" ;;
+esac
+exit 0
+"""
+
+
 def detached_argv(workdir: str, argv: Sequence[str]) -> list[str]:
     """The command that runs ``argv`` in ``workdir``, logging to files there.
 
@@ -105,6 +119,11 @@ def alive_argv(pid: int) -> list[str]:
 def stop_group_argv(pgid: int, grace: float) -> list[str]:
     """The command that stops process group ``pgid``: TERM, ``grace`` seconds, KILL."""
     return ["sh", "-c", _STOP_SCRIPT, "sh", str(pgid), str(round(grace * 10))]
+
+
+def stop_request_argv(pid: int) -> list[str]:
+    """The command that asks worker ``pid`` to stop its trial early (SIGUSR2)."""
+    return ["sh", "-c", _STOP_REQUEST_SCRIPT, "sh", str(pid), STOP_SIGNAL.name.removeprefix("SIG")]
 
 
 def parse_pids(data: bytes, prefix: bytes = b"") -> tuple[int, int] | None:

@@ -8,9 +8,10 @@ is logged (trial, line number) and skipped: it never fails the trial.
 
 * On this machine (local scripts, Docker's mounted trial folders),
   :class:`LocalProgressFiles` reads every watched file in one thread call per tick.
-* On a cluster, :func:`tail_command` is ONE shell command that prints the new
-  bytes of every running trial's file, and :func:`split_tail_output` splits its
-  output back per file, for the status tick the runner already has.
+* On a cluster, :func:`tail_commands` is ONE shell command (a fixed script, the
+  paths its arguments) that prints the new bytes of every running trial's file,
+  and :func:`split_tail_output` splits its output back per file, for the status
+  tick the runner already has (:mod:`ax_scheduler._remoteprogress`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import json
 import logging
 import math
 import shlex
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -168,32 +169,90 @@ def _read_all(files: list[tuple[str, int]]) -> list[bytes]:
 # -- on a cluster: one command for every running trial's file -----------------------------
 _MARK = "@@axs-progress"
 
+#: The characters one command may have: a command over SSH is ONE argument of the
+#: login shell (``sh -c COMMAND``), and Linux refuses a single argument over
+#: 128 KiB (MAX_ARG_STRLEN); this leaves room for the shell's own words.
+COMMAND_LIMIT = 100_000
 
-def tail_command(files: Iterable[tuple[str, int]]) -> str:
-    """ONE ``sh`` command printing the new bytes of each ``(path, offset)`` file.
+#: Prints, for each ``PATH OFFSET`` pair after the base directory ``$1``, a line
+#: ``@@axs-progress <n>`` and then the n bytes of the file past OFFSET (n = 0 for a
+#: missing file or one with nothing new; at most MAX_READ_BYTES). The paths are
+#: arguments of this fixed script, never parsed as shell code; relative ones are
+#: below ``$1``, so a tick that names thousands of files stays one short command.
+#: A missing file costs a builtin test only (pending trials have none yet).
+TAIL_SCRIPT = f"""\
+cd -- "$1" || exit
+shift
+while [ "$#" -ge 2 ]; do
+  k=0
+  if [ -f "$1" ]; then
+    n=$(wc -c < "$1") && [ $n -gt "$2" ] && k=$((n - $2))
+  fi
+  [ "$k" -gt {MAX_READ_BYTES} ] && k={MAX_READ_BYTES}
+  echo "{_MARK} $k"
+  [ "$k" -gt 0 ] && tail -c +$(($2 + 1)) -- "$1" | head -c "$k"
+  shift 2
+done
+exit 0
+"""
 
-    Each file's part starts with a line ``@@axs-progress <n>`` (n = the bytes that
-    follow, -1 for a missing file); paths are shell-quoted, bytes capped at
-    :data:`MAX_READ_BYTES` per file.
+
+def tail_commands(
+    files: Sequence[tuple[str, int]], limit: int = COMMAND_LIMIT
+) -> list[tuple[list[str], int]]:
+    """The commands that print the new bytes of each ``(path, offset)`` file, in order.
+
+    ONE command (:data:`TAIL_SCRIPT`), unless the files are so many that its line
+    would pass ``limit`` characters: then as few as fit, each on the next files.
+    Paths are given relative to the directory the files share, so a Slurm tick
+    of a few thousand trials is one command. Split its output with
+    :func:`split_tail_output`.
+
+    Returns:
+        Each command's argv and how many of the files it covers.
     """
-    parts = []
-    for path, offset in files:
-        quoted = shlex.quote(path)
-        parts.append(
-            f"n=$(wc -c < {quoted} 2>/dev/null) || n=-1;"
-            f" if [ $n -gt {offset} ]; then k=$((n-{offset}));"
-            f" [ $k -gt {MAX_READ_BYTES} ] && k={MAX_READ_BYTES};"
-            f" echo {_MARK} $k; tail -c +{offset + 1} {quoted} | head -c $k;"
-            f" else echo {_MARK} 0; fi"
-        )
-    return "; ".join(parts)
+    if not files:
+        return []
+    base, relative = _below_common_directory([path for path, _ in files])
+    head = ["sh", "-c", TAIL_SCRIPT, "sh", base]
+    size = len(shlex.join(head).encode())
+    commands: list[tuple[list[str], int]] = []
+    argv, count = list(head), 0
+    for path, (_, offset) in zip(relative, files, strict=True):
+        words = [path, str(offset)]
+        cost = len(shlex.join(words).encode()) + 1
+        if count and size + cost > limit:
+            commands.append((argv, count))
+            argv, count, size = list(head), 0, len(shlex.join(head).encode())
+        argv += words
+        count += 1
+        size += cost
+    commands.append((argv, count))
+    return commands
+
+
+def _below_common_directory(paths: list[str]) -> tuple[str, list[str]]:
+    """The directory every absolute path is below, and each path relative to it
+    (cut at a ``/``, so ``base/relative`` is exactly the path); relative paths as
+    they are, below ``.``."""
+    if not all(path.startswith("/") for path in paths):
+        return ".", paths
+    parts = [path.split("/") for path in paths]
+    common = 0
+    shortest = min(len(p) for p in parts) - 1  # a file's own name is never the base
+    while common < shortest and all(p[common] == parts[0][common] for p in parts):
+        common += 1
+    base = "/".join(parts[0][:common]) or "/"
+    return base, ["/".join(p[common:]) for p in parts]
 
 
 def split_tail_output(output: bytes, count: int) -> list[bytes]:
-    """The new bytes of each of the ``count`` files of :func:`tail_command`, in order.
+    """The new bytes of each of the ``count`` files of a :func:`tail_commands`
+    command, in order.
 
     Raises:
-        ValueError: The output is not what the command prints.
+        ValueError: The output is not what the command prints (a file that shrank
+            while it was read makes it so); no offset may move on such output.
     """
     parts: list[bytes] = []
     rest = output
@@ -203,6 +262,10 @@ def split_tail_output(output: bytes, count: int) -> list[bytes]:
             raise ValueError(f"unexpected progress output: {rest[:80]!r}")
         header, _, rest = rest.partition(b"\n")
         size = int(header[len(marker) :])
-        parts.append(rest[: max(size, 0)])
-        rest = rest[max(size, 0) :]
+        if size < 0 or len(rest) < size:
+            raise ValueError(f"progress output cut short: {header!r} before {len(rest)} bytes")
+        parts.append(rest[:size])
+        rest = rest[size:]
+    if rest:
+        raise ValueError(f"unexpected progress output after {count} files: {rest[:80]!r}")
     return parts

@@ -1,7 +1,8 @@
 """Where cluster commands run: the :class:`Transport` interface, and this machine.
 
-Runners speak to a :class:`Transport`: run an argv, write a file atomically, read
-a file (or its tail). Commands are argv lists; over SSH
+Runners speak to a :class:`Transport`: run an argv (its output as text, or as
+bytes: :meth:`Transport.run_binary`), write a file atomically, read a file (or
+its tail). Commands are argv lists; over SSH
 (:mod:`ax_scheduler._sshtransport`) they are joined with ``shlex.join``, so every
 argument reaches the remote program as one word and no value is ever interpreted
 by a shell. A :class:`HostTransport` also starts long-running processes (an SSH
@@ -60,6 +61,29 @@ class Completed:
         return "; ".join(lines[-3:]) if lines else f"exit code {self.returncode}, no output"
 
 
+@dataclass(frozen=True)
+class BinaryCompleted:
+    """A finished command whose output is bytes, as it printed them (file contents).
+
+    Attributes:
+        returncode: Its exit code.
+        stdout: Its output, undecoded.
+        stderr: Its errors, decoded.
+    """
+
+    returncode: int
+    stdout: bytes
+    stderr: str
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def describe(self) -> str:
+        """The useful lines of its errors, as :meth:`Completed.describe` gives them."""
+        return Completed(self.returncode, "", self.stderr).describe()
+
+
 #: Seconds a command run on this machine (sbatch, sacct, scancel ...) may take
 #: before it is killed: about when SSH gives up on a dead link (keep-alive probes
 #: 30 s apart, three unanswered), so a command hung on a wedged controller fails
@@ -104,6 +128,19 @@ class Transport(abc.ABC):
         Raises:
             RunnerError: The machine cannot be reached.
         """
+
+    async def run_binary(self, argv: Sequence[str]) -> BinaryCompleted:
+        """Run ``argv`` (idempotent) and return its output as bytes, undecoded.
+
+        For output that holds bytes of files (progress lines), whose counts must
+        stay exact whatever the bytes are. This default encodes :meth:`run`'s
+        text, for transports whose output is text anyway (fakes).
+
+        Raises:
+            RunnerError: The machine cannot be reached.
+        """
+        result = await self.run(argv)
+        return BinaryCompleted(result.returncode, result.stdout.encode(), result.stderr)
 
     @abc.abstractmethod
     async def write_file(self, path: str, data: bytes, *, mode: int = 0o644) -> None:
@@ -222,6 +259,21 @@ class LocalTransport(Transport):
             logger.warning("%s; it may have taken effect", exc)
             raise _InterruptedCommand(argv, exc.timeout, self.description) from None
         return Completed(code, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    async def run_binary(self, argv: Sequence[str]) -> BinaryCompleted:
+        """Run ``argv`` here, for at most ``command_timeout`` seconds; its output as bytes.
+
+        Raises:
+            CommandTimeout: It did not finish in time (it was killed and reaped).
+        """
+        logger.debug("running %s", _shown(argv))
+        try:
+            code, out, err = await run_here(
+                argv, timeout=self.command_timeout, where=self.description
+            )
+        except FileNotFoundError:
+            return BinaryCompleted(127, b"", f"{argv[0]}: command not found on {self.description}")
+        return BinaryCompleted(code, out, err.decode(errors="replace"))
 
     async def write_file(self, path: str, data: bytes, *, mode: int = 0o644) -> None:
         await anyio.to_thread.run_sync(functools.partial(write_atomically, path, data, mode=mode))

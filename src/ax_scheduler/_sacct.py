@@ -6,7 +6,9 @@
 * :class:`SacctWatcher`: ONE ``sacct`` call per tick for ALL unfinished arrays,
   backing off (1, 2, 4 ... s up to the monitoring interval) while nothing
   changes, from the start again after a change; a failed poll is retried next
-  tick. Its waits go through the injected clock.
+  tick. Its waits go through the injected clock. Its runner may do more on each
+  tick (``on_tick``: read the trials' progress files); news there keeps the
+  ticks short too.
 """
 
 from __future__ import annotations
@@ -187,6 +189,10 @@ class SacctWatcher(Generic[T]):
             hear about it once more).
         on_crash: Called with the error and every watched item if the poll loop
             itself fails (a bug): they must not wait forever.
+        on_tick: Awaited on every tick after the poll, before ``on_change``, with
+            the tick's changes (the items that ended are no longer watched, but
+            are among them); returns whether it found news of its own (a trial's
+            reports), which resets the back-off as a change does.
         clock: Where the waits between ticks go.
         min_interval: The first and shortest wait, in seconds.
         max_interval: The longest wait (the monitoring interval).
@@ -198,6 +204,7 @@ class SacctWatcher(Generic[T]):
         on_change: Callable[[list[Change[T]]], Awaitable[None]],
         on_crash: Callable[[BaseException, list[T]], None],
         *,
+        on_tick: Callable[[list[Change[T]]], Awaitable[bool]] | None = None,
         clock: Clock = REAL_CLOCK,
         min_interval: float = 1.0,
         max_interval: float = 10.0,
@@ -205,6 +212,7 @@ class SacctWatcher(Generic[T]):
         self._transport = transport
         self._on_change = on_change
         self._on_crash = on_crash
+        self._on_tick = on_tick
         self._clock = clock
         self._jobs: dict[str, dict[int, _Watched[T]]] = {}  # array id -> task -> watched
         self._loop: asyncio.Task[None] | None = None
@@ -282,9 +290,10 @@ class SacctWatcher(Generic[T]):
                 return
             lines = await self._query()
             changes = [] if lines is None else self._changes(lines)
+            news = await self._on_tick(changes) if self._on_tick is not None else False
             if changes:
                 await self._on_change(changes)
-            self._quiet = 0 if changes else self._quieter()
+            self._quiet = 0 if changes or news else self._quieter()
 
     def _quieter(self) -> int:
         # Stops counting at the cap: the wait no longer grows (nor overflows).

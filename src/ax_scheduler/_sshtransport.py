@@ -25,6 +25,7 @@ from ._clock import REAL_CLOCK, Clock
 from ._config import SSHOptions
 from ._exceptions import RunnerError
 from ._remote import (
+    BinaryCompleted,
     Completed,
     HostTransport,
     LocalTransport,
@@ -154,13 +155,26 @@ class SSHTransport(HostTransport):
             conn.close()
 
     async def run(self, argv: Sequence[str], *, idempotent: bool = True) -> Completed:
+        result = await self._run(argv, idempotent=idempotent)
+        return Completed(_status(result), _text(result.stdout), _text(result.stderr))
+
+    async def run_binary(self, argv: Sequence[str]) -> BinaryCompleted:
+        result = await self._run(argv, idempotent=True)
+        stdout = (
+            result.stdout if isinstance(result.stdout, bytes) else _text(result.stdout).encode()
+        )
+        return BinaryCompleted(_status(result), stdout, _text(result.stderr))
+
+    async def _run(self, argv: Sequence[str], *, idempotent: bool) -> asyncssh.SSHCompletedProcess:
+        """Run the command on the connection (its output undecoded), reconnecting once
+        if it drops and the command may run again."""
         command = shlex.join(argv)
         for attempt in range(2):
             conn = await self.connection()
             try:
                 async with self._sessions:
-                    logger.debug("running on %s: %s", self.description, command)
-                    result = await conn.run(command, check=False)
+                    logger.debug("running on %s: %s", self.description, _shown(command))
+                    result = await conn.run(command, check=False, encoding=None)
                 if result.exit_status is None and result.exit_signal is None:
                     # asyncssh reports a connection killed mid-command this way, not
                     # by raising: the command may well have run (sbatch!).
@@ -177,11 +191,7 @@ class SSHTransport(HostTransport):
                     ) from None
                 logger.warning("connection to %s dropped (%s); reconnecting", self.description, exc)
                 continue
-            return Completed(
-                result.exit_status if result.exit_status is not None else 255,
-                _text(result.stdout),
-                _text(result.stderr),
-            )
+            return result
         raise AssertionError("unreachable")
 
     @contextlib.asynccontextmanager
@@ -306,6 +316,16 @@ class _ChannelLost(Exception):
 
 class _Unreachable(Exception):
     """A connection attempt failed in a way worth retrying."""
+
+
+def _status(result: asyncssh.SSHCompletedProcess) -> int:
+    """The exit code; 255 (ssh's own "it failed") for a command killed by a signal."""
+    return result.exit_status if result.exit_status is not None else 255
+
+
+def _shown(command: str, limit: int = 200) -> str:
+    """A command line for the debug log, cut short (a progress read names many files)."""
+    return command if len(command) <= limit else f"{command[: limit - 3]}..."
 
 
 def _text(value: Any) -> str:

@@ -18,6 +18,13 @@ How a trial travels:
    ``max_resubmits``).
 4. Cancelling the awaiting task ``scancel``s the job; cancellations that arrive
    together share one ``scancel``.
+5. Reports: on every tick, right after sacct, ONE more command reads the new
+   bytes of every watched task's ``progress.jsonl`` (offsets kept per task,
+   :mod:`ax_scheduler._remoteprogress`) and delivers its whole lines; new
+   reports keep the ticks short, like a change of state. An early stop is
+   ``scancel --signal=USR2 --batch`` (coalesced): the job's worker makes the
+   objective's next ``report()`` raise, or sends a script SIGTERM; what has not
+   ended after the scheduler's grace is cancelled like any other job.
 
 What SSH hosts do the same way (the session directory, uploads, manifests,
 reading a trial's files) is :mod:`ax_scheduler._remotejob`'s.
@@ -56,6 +63,7 @@ from .._slurm import (
 )
 from .._slurmchecks import SlurmChecks
 from .._slurmcleanup import ClusterCleanup
+from .._slurmprogress import SlurmProgress
 from .._slurmtask import Phase, SlurmTask, arrays, job_outcome, record_info, settle
 from .._sshtransport import make_transport
 from .._uploads import Payloads
@@ -133,11 +141,13 @@ class SlurmRunner(Runner):
             self.transport,
             self._on_change,
             self._on_crash,
+            on_tick=lambda changes: self._progress.read(self._watcher.items(), changes),
             clock=clock,
             min_interval=self.config.min_poll_interval,
             max_interval=self.config.monitoring_interval or 10.0,
         )
         self._cleanup = ClusterCleanup(self.transport)
+        self._progress = SlurmProgress(self.transport, self._cleanup)
 
     @property
     def capacity(self) -> int:
@@ -146,9 +156,16 @@ class SlurmRunner(Runner):
 
     @property
     def stats(self) -> dict[str, int]:
-        """Commands sent so far (``sbatch``, ``sacct``, ``scancel``), for tests and benches."""
-        sbatch, sacct = self._submitter.sbatches, self._watcher.polls
-        return {"sbatch": sbatch, "sacct": sacct, "scancel": self._cleanup.scancels}
+        """Commands sent so far, for tests and benches: ``sbatch``, ``sacct``,
+        ``scancel``, ``progress`` (reads of the progress files, one per tick with
+        jobs) and ``stop`` (``scancel --signal`` of early stops)."""
+        return {
+            "sbatch": self._submitter.sbatches,
+            "sacct": self._watcher.polls,
+            "scancel": self._cleanup.scancels,
+            "progress": self._progress.commands,
+            "stop": self._cleanup.stop_signals,
+        }
 
     def __repr__(self) -> str:
         return f"SlurmRunner(partition={self.partition!r}, on {self.transport.description})"
@@ -239,11 +256,14 @@ class SlurmRunner(Runner):
         return task
 
     async def _outcome(self, task: SlurmTask) -> Any:
+        unfollow = self._progress.follow(task)
         try:
             return await task.future
         except asyncio.CancelledError:
             await shielded(self._cancel(task))
             raise
+        finally:
+            unfollow()
 
     async def _flush_queue(self) -> None:
         try:
@@ -395,5 +415,6 @@ class SlurmRunner(Runner):
             )
             settle(task, error=closed)
         await self._watcher.aclose()
+        await self._progress.aclose()
         await self.transport.aclose()
         self._started = False

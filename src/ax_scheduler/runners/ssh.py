@@ -21,6 +21,10 @@ How a trial travels:
    that stays unreachable is marked down and its trials go to other hosts.
 5. Cancelling kills the trial's process group: SIGTERM, ``stop_grace_seconds``,
    SIGKILL, in one remote command.
+6. Reports: while a host runs trials, ONE command per ``poll_interval`` (1 s)
+   reads the new lines of all their ``progress.jsonl`` files, and one more reads
+   a trial's last lines when it ends; an early stop is SIGUSR2 to the trial's
+   worker (:mod:`ax_scheduler._hostprogress`).
 
 What Slurm does the same way (the session directory, uploads, manifests, reading
 a trial's files) is :mod:`ax_scheduler._remotejob`'s.
@@ -48,6 +52,7 @@ from .._exceptions import (
     WorkerDiedError,
 )
 from .._hostpool import CLOSED, Host, HostPool, _Lost
+from .._hostprogress import HostProgress
 from .._hostworker import Ended, HostWorkers, WorkerProcess
 from .._jobs import FunctionObjective, Job, Objective, ScriptObjective
 from .._remote import HostTransport
@@ -77,7 +82,8 @@ class SSHRunner(Runner):
             ``slots`` (trials at once), ``python``, ``job_dir``, ``env``. A bare
             string is a host name with default options.
         config: Runner options, see :class:`~ax_scheduler.SSHConfig`:
-            ``max_resubmits``, ``stop_grace_seconds``, ``poll_interval``.
+            ``max_resubmits``, ``stop_grace_seconds``, ``poll_interval`` (also
+            the pace at which running trials' progress files are read).
         transports: For tests: makes each host's transport from its options
             (fakes of hosts, instead of one SSH connection each).
         clock: For tests: the clock polling, reconnect back-off and stop time
@@ -114,6 +120,7 @@ class SSHRunner(Runner):
             poll_interval=self.config.poll_interval,
             clock=clock,
         )
+        self._progress = HostProgress(self._pool, interval=self.config.poll_interval, clock=clock)
         self._started = False
         self._start_lock = asyncio.Lock()
         self._running: set[WorkerProcess] = set()
@@ -126,6 +133,12 @@ class SSHRunner(Runner):
     def capacity(self) -> int:
         """The sum of the hosts' ``slots``; while some are down, trials wait for a slot."""
         return sum(host.slots for host in self.hosts)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Commands sent so far, for tests and benches: ``progress`` (reads of the
+        progress files, one per host and tick) and ``stop`` (early stops)."""
+        return {"progress": self._progress.commands, "stop": self._progress.stop_signals}
 
     def __repr__(self) -> str:
         hosts = ", ".join(f"{host.address} x{host.slots}" for host in self.hosts)
@@ -242,16 +255,19 @@ class SSHRunner(Runner):
             stderr=f"{process.workdir}/stderr.log",
         )
         self._running.add(process)
+        self._progress.follow(process, job)
         try:
             await self._write_manifest(process, job)
             # In the checkpoint before the worker starts: a restarted driver finds
             # it by its directory (its pid file), or knows it never started.
             await job.record_info()
             ended = await self._workers.execute(process, job)
+            await self._progress.finish(process)  # its last lines before its result
         except asyncio.CancelledError:
             await shielded(self._workers.stop(process))
             raise
         finally:
+            self._progress.forget(process)
             self._running.discard(process)
         if self._pool.closing:
             raise InfrastructureError(CLOSED, retryable=False)
@@ -309,8 +325,10 @@ class SSHRunner(Runner):
         host.running += 1  # it holds a slot there, as it did before the restart
         process = WorkerProcess(host, workdir)
         self._running.add(process)
+        self._progress.follow(process, job)  # its file again from the start: Ax skips what it has
         try:
             ended = await self._workers.follow(process, job)
+            await self._progress.finish(process)
             return await self._result(
                 process, ended, script=isinstance(job.objective, ScriptObjective)
             )
@@ -321,6 +339,7 @@ class SSHRunner(Runner):
             await shielded(self._workers.stop(process))
             raise
         finally:
+            self._progress.forget(process)
             self._running.discard(process)
             self._pool.free_slot(host)
 
@@ -356,6 +375,7 @@ class SSHRunner(Runner):
         if self._running:
             stops = (self._workers.stop(process) for process in self._running)
             await shielded(asyncio.gather(*stops))
+        await self._progress.aclose()
         await self._pool.aclose()
         self._started = False
 
