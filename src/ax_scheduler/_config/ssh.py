@@ -152,7 +152,9 @@ class SSHConfig(_Options):
         stop_grace_seconds: Seconds between SIGTERM and SIGKILL when a trial's
             remote process group is stopped.
         poll_interval: Seconds between checks of a trial's process after its
-            connection dropped (it keeps running; the runner re-attaches).
+            connection dropped (it keeps running; the runner re-attaches), and
+            between the reads of a host's running trials' progress files (one
+            command per host).
     """
 
     _argument = "config"
