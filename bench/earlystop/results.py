@@ -146,7 +146,11 @@ def main_table(rows: dict[str, Row], baseline: str, slots: int) -> str:
 
 
 def waiting_table(rows: dict[str, Row], baseline: str) -> str:
-    """Compute the stopped trials ran while their stop was on its way, per run (median)."""
+    """Compute the stopped trials ran while their stop was on its way, per run (median).
+
+    "stops" counts stop requests: one that comes after a trial's last report stops
+    nothing, so there may be more of them than trials stopped.
+    """
     base = rows[baseline].median_of("compute")
     header = [
         "tool",
