@@ -8,6 +8,7 @@ batches run good trials first, so which trials stop is known in advance.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import sys
 from pathlib import Path
@@ -267,9 +268,13 @@ def test_the_early_stopping_example_runs_and_lists_its_stops(
     assert len(lines[3:]) == len(stopped)
 
 
+WORSE_EACH_TIME = itertools.count()
+
+
 def flat(parameters: dict[str, float]) -> dict[str, float]:
-    """No trial improves on another: a global-stopping strategy ends the run."""
-    return {"objective": 1.0 + 1e-9 * parameters["x"]}
+    """Each trial is worse than the one before (threads share the counter): the best
+    never improves, so a global-stopping strategy ends the run at its min_trials."""
+    return {"objective": float(next(WORSE_EACH_TIME))}
 
 
 GLOBAL_STOPPING = {"min_trials": 4, "window_size": 2, "improvement_bar": 0.1}

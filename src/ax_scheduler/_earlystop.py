@@ -59,7 +59,7 @@ class Progressions:
         self._strategy_known = False
         self._ignored: set[str] = set()
         self._recorded_before: dict[int, float] = {}
-        self._refused: set[int] = set()  # trials whose reports Ax refused (warned once)
+        self._refused: set[int] = set()  # trials whose reports Ax refused (warned about)
         self.last_step: dict[int, float] = {}
         self.latencies: dict[int, float] = {}
 
@@ -149,13 +149,12 @@ class Progressions:
     def _record_and_judge(self, batch: dict[int, Reports]) -> dict[int, str]:
         """On the Ax thread: attach the reports; which trials the strategy stops."""
         ax = self._ctx.ax
-        for index, reports in batch.items():
-            try:
-                ax.attach_progress(index, reports)
-            except Exception as exc:  # noqa: BLE001 - Ax refused them: the trial runs on
-                if index not in self._refused:
-                    self._refused.add(index)
-                    logger.warning("trial %d: Ax refused its reports: %r", index, exc)
+        try:
+            ax.attach_progress(batch)
+        except Exception as exc:  # noqa: BLE001 - Ax refused them: the trials run on
+            if not self._refused.issuperset(batch):
+                self._refused.update(batch)
+                logger.warning("trials %s: Ax refused their reports: %r", sorted(batch), exc)
         strategy = self._early_stopping_strategy()
         if strategy is None:
             return {}
@@ -170,6 +169,29 @@ class Progressions:
             logger.exception("the early-stopping strategy failed; no trial is stopped early now")
             self._strategy = None
             return {}
+
+    def _judgeable(self, strategy: Any, batch: dict[int, Reports]) -> set[int]:
+        """The trials of ``batch`` the strategy could stop now (Ax thread).
+
+        Asking costs tens of milliseconds on every report round (Ax aligns every
+        curve of the experiment), so trials it would certainly keep are left out
+        here: one told to stop already, one not past the strategy's
+        ``min_progression``, all of them while fewer trials completed than its
+        ``min_curves``.
+        """
+        minimum = getattr(strategy, "min_progression", None)
+        curves = getattr(strategy, "min_curves", None)
+        if isinstance(curves, int) and self._ctx.ax.completed_count() < curves:
+            return set()
+        return {
+            index
+            for index in batch
+            if (job := self._jobs.get(index)) is not None
+            and job.channel.stop_reason is None
+            and not (
+                isinstance(minimum, int | float) and self.last_step.get(index, -math.inf) < minimum
+            )
+        }
 
     def _early_stopping_strategy(self) -> Any:
         """The configured strategy, or the client's; None if neither (Ax thread)."""
