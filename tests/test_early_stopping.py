@@ -332,3 +332,15 @@ def test_a_strategy_that_cannot_judge_the_experiment_is_logged_once_and_the_run_
     assert set(statuses(client).values()) == {"COMPLETED"}
     failures = [r for r in caplog.records if "early-stopping strategy failed" in r.getMessage()]
     assert len(failures) == 1
+
+
+def test_a_pool_started_on_another_event_loop_still_carries_the_reports(tmp_path: Path) -> None:
+    import asyncio
+
+    runner = JobLibRunner(n_jobs=2)
+    asyncio.run(runner.start())  # warmed up on a loop of its own, then used by the sync API
+    client = modern_client()
+    with AxScheduler(client, runner, {"job_output_dir": str(tmp_path)}) as scheduler:
+        scheduler.set_objective_function(curves.curve)
+        run_batch(scheduler, GOOD)
+    assert steps_in_ax(client)[0] == [float(step) for step in range(curves.STEPS)]

@@ -33,22 +33,50 @@ class ReportServer:
 
     def __init__(self) -> None:
         self._directory: Path | None = None
+        self._path: str | None = None
         self._server: asyncio.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._starting: asyncio.Lock | None = None
+        self._servers_made = 0
         self._jobs: dict[str, Job] = {}
         self._writers: dict[str, asyncio.StreamWriter] = {}
 
     @property
     def path(self) -> str:
-        assert self._directory is not None
-        return str(self._directory / "reports.sock")
+        """The socket's path (a new one on each event loop)."""
+        assert self._path is not None
+        return self._path
 
     async def start(self) -> None:
-        """Listen (idempotent). The socket lives in a private temporary folder."""
+        """Listen on this event loop (idempotent, also when called concurrently).
+
+        The socket lives in a private temporary folder. A runner warmed up on one
+        loop (``asyncio.run(runner.start())``) and used on another listens again
+        on the new one: the old loop's server went with it.
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            self._close_server()
+            self._loop, self._starting = loop, asyncio.Lock()
+        assert self._starting is not None
+        async with self._starting:
+            if self._server is not None:
+                return
+            # mkdtemp: mode 0700, so no other user can send reports; short, for AF_UNIX's 108 bytes.
+            if self._directory is None:
+                self._directory = Path(await anyio.to_thread.run_sync(_private_directory))
+            self._servers_made += 1
+            self._path = str(self._directory / f"reports-{self._servers_made}.sock")
+            self._server = await asyncio.start_unix_server(self._serve, path=self._path)
+
+    def _close_server(self) -> None:
+        """Stop listening (on a closed loop this only closes the socket)."""
         if self._server is not None:
-            return
-        # mkdtemp: mode 0700, so no other user can send reports; short, for AF_UNIX's 108 bytes.
-        self._directory = Path(await anyio.to_thread.run_sync(_private_directory))
-        self._server = await asyncio.start_unix_server(self._serve, path=self.path)
+            self._server.close()
+            self._server = None
+        for writer in list(self._writers.values()):
+            writer.close()
+        self._writers.clear()
 
     def register(self, job: Job) -> tuple[tuple[str, str], Callable[[], None]]:
         """``(socket path, token)`` for ``job``'s worker, and what unregisters it."""
@@ -100,14 +128,11 @@ class ReportServer:
             writer.close()
 
     async def aclose(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for writer in list(self._writers.values()):
-                writer.close()
-            self._writers.clear()
+        server = self._server if self._loop is asyncio.get_running_loop() else None
+        self._close_server()
+        if server is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 1.0)
-            self._server = None
+                await asyncio.wait_for(server.wait_closed(), 1.0)
         if self._directory is not None:
             await anyio.to_thread.run_sync(shutil.rmtree, self._directory, True)
             self._directory = None

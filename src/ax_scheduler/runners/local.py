@@ -186,7 +186,6 @@ class JobLibRunner(Runner):
                     self.n_jobs, thread_name_prefix="ax-scheduler-trial"
                 )
                 return
-            await self._reports.start()
             async with anyio.create_task_group() as group:
                 for slot in self._slots:
                     group.start_soon(anyio.to_thread.run_sync, slot.warm)
@@ -291,6 +290,9 @@ class JobLibRunner(Runner):
         if job.workdir is not None:
             workdir = str(job.workdir)
             job.info["job_dir"] = workdir  # the worker leaves params, logs and result there
+        # Here, not in start(): on the loop that runs the trials (a runner may be
+        # warmed up on another, e.g. asyncio.run(runner.start())).
+        await self._reports.start()
         reports, unregister = self._reports.register(job)
         try:
             return await self._await_worker(slot, job, (fn, job.parameters, workdir, reports))
