@@ -2,15 +2,16 @@
 
 Run from the repository root::
 
-    python bench/local_load.py [--trials 10000] [--window 1000]
+    python bench/local_load.py [--trials 10000] [--window 1000] [--in-process]
 
 Times ``run_optimization(max_trials=N)`` of no-op trials (Sobol only, 4 local
-worker processes), and, in the same process afterwards, a bare serial Ax
-ask/tell loop (``get_next_trial`` / ``complete_trial``) of the same length: what
-Ax itself costs. For both it reports ms per trial over the first and the last
-``--window`` trials (from the trials' completion times), and the peak RSS of the
-driver process after each. Our own overhead is flat in N if our last/first
-ratio is no worse than the bare loop's.
+worker processes), and a bare serial Ax ask/tell loop (``get_next_trial`` /
+``complete_trial``) of the same length: what Ax itself costs. For both it reports
+ms per trial over the first and the last ``--window`` trials (from the trials'
+completion times), and the peak RSS of the driver process after each. Our own
+overhead is flat in N if our last/first ratio is no worse than the bare loop's.
+Each tool runs in a fresh interpreter, so that its peak RSS is its own;
+``--in-process`` (the smoke test's) runs both in this one.
 """
 
 from __future__ import annotations
@@ -23,20 +24,15 @@ import subprocess
 import sys
 import time
 
-from compare.common import (
-    SLOTS,
-    check_completed,
-    make_client,
-    silence_ax,
-)
-
 from ax_scheduler import AxScheduler, JobLibRunner
 
-
-def noop_objective(p: dict[str, float]) -> dict[str, float]:
-    """Rosenbrock at once. Defined here, so it travels to the workers by value and
-    they do not import Ax (as a module-level import of the bench's helpers would)."""
-    return {"objective": (1 - p["x"]) ** 2 + 100 * (p["y"] - p["x"] ** 2) ** 2}
+# The workers import noop_objective's module, compare.objective, which imports no Ax.
+try:  # imported by the suite (python -m bench) as bench.local_load
+    from .compare.common import SLOTS, check_completed, make_client, silence_ax
+    from .compare.objective import noop as noop_objective
+except ImportError:  # run as a script: bench/ is on sys.path
+    from compare.common import SLOTS, check_completed, make_client, silence_ax
+    from compare.objective import noop as noop_objective
 
 
 class Completions(logging.Handler):
@@ -115,10 +111,43 @@ def measure_in_child(tool: str, trials: int, window: int) -> list[float]:
     return result
 
 
+def measure(tool: str, trials: int, window: int, in_process: bool) -> list[float]:
+    """One tool's row: in a fresh interpreter, or (``in_process``) in this one."""
+    if in_process:
+        return list(TOOLS[tool][1](trials, window))
+    return measure_in_child(tool, trials, window)
+
+
+def report(trials: int, window: int, in_process: bool = False) -> str:
+    """Both tools over ``trials`` no-op trials: the table, as text."""
+    rows = {name: measure(tool, trials, window, in_process) for tool, (name, _) in TOOLS.items()}
+    where = "both in one interpreter (peak RSS: the later one's includes the earlier's)"
+    lines = [
+        f"\n{trials} no-op trials, Sobol; windows of {window} trials"
+        + (f"; {where}" if in_process else ""),
+        f"{'':38} {'wall s':>8} {'first ms':>9} {'last ms':>9} {'last/first':>10} {'peak RSS':>9}",
+    ]
+    for name, (wall, first, last, rss) in rows.items():
+        lines.append(
+            f"{name:38} {wall:8.1f} {first:9.1f} {last:9.1f} {last / first:10.2f} {rss:7.0f}MB"
+        )
+    (_, ours_first, ours_last, _), (_, bare_first, bare_last, _) = rows.values()
+    lines.append(
+        f"our own overhead per trial (ours - bare): first {ours_first - bare_first:.1f} ms,"
+        f" last {ours_last - bare_last:.1f} ms"
+    )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=10_000)
     parser.add_argument("--window", type=int, default=1000)
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run both tools in this interpreter (quicker; peak RSS no longer each its own)",
+    )
     parser.add_argument("--only", choices=sorted(TOOLS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.trials < 2 * args.window:
@@ -127,19 +156,7 @@ def main() -> None:
     if args.only:
         print(json.dumps(TOOLS[args.only][1](args.trials, args.window)))
         return
-    rows = {
-        name: measure_in_child(tool, args.trials, args.window) for tool, (name, _) in TOOLS.items()
-    }
-    print(f"\n{args.trials} no-op trials, Sobol; windows of {args.window} trials")
-    header = f"{'':38} {'wall s':>8} {'first ms':>9} {'last ms':>9} {'last/first':>10}"
-    print(f"{header} {'peak RSS':>9}")
-    for name, (wall, first, last, rss) in rows.items():
-        print(f"{name:38} {wall:8.1f} {first:9.1f} {last:9.1f} {last / first:10.2f} {rss:7.0f}MB")
-    (_, ours_first, ours_last, _), (_, bare_first, bare_last, _) = rows.values()
-    print(
-        f"our own overhead per trial (ours - bare): first {ours_first - bare_first:.1f} ms,"
-        f" last {ours_last - bare_last:.1f} ms"
-    )
+    print(report(args.trials, args.window, args.in_process))
 
 
 if __name__ == "__main__":

@@ -35,16 +35,22 @@ def run_bench(*argv: str, timeout: float = 600) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)  # 8 runs, each in a fresh interpreter that imports Ax
 def test_comparison_suite_runs_every_tool_and_ours_completes_every_trial() -> None:
-    """``python -m bench --quick --workloads bd``: every tool runs workload (b) (the
-    suite raises if any tool, ours included, ends with fewer COMPLETED trials than
-    asked for), and (d) runs; the ratios are for people to read, not asserted on a
-    noisy machine. (a) and (c) run the same tools' code on other workloads: they are
-    left out here for time (about 100 s). (d) runs bench/local_load.py."""
-    out = run_bench("-m", "bench", "--quick", "--workloads", "bd", timeout=600)
+    """``python -m bench --quick --workloads bd``, smaller and in one interpreter:
+    every tool runs workload (b) (the suite raises if any tool, ours included, ends
+    with fewer COMPLETED trials than asked for), and (d) runs; the ratios are for
+    people to read, not asserted on a noisy machine. (a) and (c) run the same tools'
+    code on other workloads: they are left out here for time (about 100 s).
+
+    ``--in-process`` runs each tool's run through the same functions as the fresh
+    interpreter per run that people get (``bench.compare.one``), minus 5 s of
+    importing Ax per run; ``--trials 8``: two rounds of the 4 slots (Ax's
+    ``run_trials`` sleeps about 1 s per trial). (d) runs bench/local_load.py's
+    report, both tools in the same interpreter."""
+    argv = ["--quick", "--workloads", "bd", "--in-process", "--trials", "8"]
+    out = run_bench("-m", "bench", *argv, "--load-trials", "40", "--load-window", "10")
     tables = out.split("# Results", 1)[1]
-    assert "(b) 20 x no-op" in tables
+    assert "(b) 8 x no-op" in tables
     for tool in (
         "ax-scheduler, AxClient",
         "ax-scheduler, Client",
@@ -56,22 +62,24 @@ def test_comparison_suite_runs_every_tool_and_ours_completes_every_trial() -> No
     ):
         assert f"| {tool} |" in tables
     # (d) is bench/local_load.py, run by the suite: its rows.
+    assert "40 no-op trials, Sobol; windows of 10 trials" in tables
     for row in ("ax-scheduler (JobLibRunner, 4 slots)", "bare ask/tell loop", "our own overhead"):
         assert row in tables
 
 
 @pytest.mark.slow
 def test_checkpoint_overhead_bench_resumes_a_complete_run() -> None:
-    out = run_bench("bench/checkpoint_overhead.py", "--trials", "40")
+    out = run_bench("bench/checkpoint_overhead.py", "--trials", "20")
     assert "overhead:" in out
-    assert "resumed from it: 42 COMPLETED trials" in out
+    assert "resumed from it: 22 COMPLETED trials" in out  # and 2 of warm-up
 
 
 @pytest.mark.slurm
 @pytest.mark.slow
 def test_slurm_faults_bench_reconciles_under_every_kind_of_fault() -> None:
-    """The small variant of the 1,000-trial load run: each fault once."""
-    out = run_bench("bench/slurm_faults.py", "--trials", "60", "--every", "15", "--sleep", "0.1")
+    """The small variant of the 1,000-trial load run: each fault once (after 8, 16
+    and 24 of the 32 trials finished: each has running trials to hit)."""
+    out = run_bench("bench/slurm_faults.py", "--trials", "32", "--every", "8", "--sleep", "0.1")
     assert "faults injected: 3 of 3 planned" in out
     assert "RUNNING    0" in out
     assert "counts reconcile: yes" in out

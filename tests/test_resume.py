@@ -1,6 +1,6 @@
 """A driver SIGKILLed mid-run, then resumed from its checkpoint, on each backend.
 
-Each test starts a real driver process running 12 trials with ``checkpoint_path``,
+Each test starts a real driver process running a few trials with ``checkpoint_path``,
 kills it with SIGKILL once the checkpoint shows finished and running trials, and
 resumes in this process with ``AxScheduler.resume``. Slurm and Docker jobs outlive
 the driver: they are re-attached and their results used exactly once (each
@@ -41,7 +41,13 @@ from ax_scheduler._checkpoint import read_checkpoint
 from cluster import TESTS, job_config, queue, ssh_options
 from conftest import legacy_client, statuses, wait_until
 
-TRIALS = 12
+#: Trials of a run: enough for some finished, running and (SSH) waiting for a slot
+#: at the kill; more would only make each test wait longer for the same kinds.
+TRIALS = 6
+#: The local pool's run: the lost trials' twins come on top of the trials the
+#: driver had made by the kill (two finished, two running, two waiting under
+#: Sobol; two more if the kill comes a wave late), and resuming fills up to this.
+LOCAL_TRIALS = 12
 
 DRIVER = textwrap.dedent(
     """
@@ -62,7 +68,12 @@ DRIVER = textwrap.dedent(
 
 
 def start_driver(
-    tmp_path: Path, runner: str, objective: str, config: dict[str, Any], env: dict[str, str]
+    tmp_path: Path,
+    runner: str,
+    objective: str,
+    config: dict[str, Any],
+    env: dict[str, str],
+    trials: int = TRIALS,
 ) -> subprocess.Popen[str]:
     script = tmp_path / "driver.py"
     script.write_text(
@@ -72,7 +83,7 @@ def start_driver(
             runner=runner,
             config=config,
             objective=objective,
-            trials=TRIALS,
+            trials=trials,
         )
     )
     return subprocess.Popen(
@@ -129,12 +140,14 @@ def kill_when(
     return seen
 
 
-def finish_resumed(path: Path, runner: Any, objective: Any, **config: Any) -> AxScheduler:
-    """Resume, collect the re-attached trials, and run the rest of the 12."""
+def finish_resumed(
+    path: Path, runner: Any, objective: Any, trials: int = TRIALS, **config: Any
+) -> AxScheduler:
+    """Resume, collect the re-attached trials, and run the rest of the ``trials``."""
     scheduler = AxScheduler.resume(path, runner, config=config or None)
     objective(scheduler)
     scheduler.wait_for_completed_trials()
-    remaining = TRIALS - len(scheduler.experiment.trials)
+    remaining = trials - len(scheduler.experiment.trials)
     scheduler.run_optimization(max_trials=max(remaining, 0))
     scheduler.close()
     return scheduler
@@ -256,6 +269,7 @@ def test_a_killed_local_driver_fails_its_lost_trials_and_can_requeue_them(
         "import objectives; scheduler.set_objective_function(objectives.three_second_rosenbrock)",
         {"checkpoint_path": str(checkpoint)},
         {},
+        trials=LOCAL_TRIALS,
     )
     seen = kill_when(driver, checkpoint, completed=2, running_with="runner")
     running = {i for i, (status, _) in seen.items() if status == "RUNNING"}
@@ -266,7 +280,7 @@ def test_a_killed_local_driver_fails_its_lost_trials_and_can_requeue_them(
         scheduler.set_objective_function(objectives.three_second_rosenbrock)
 
     resumed = finish_resumed(
-        checkpoint, JobLibRunner(n_jobs=2), objective, requeue_lost_trials=True
+        checkpoint, JobLibRunner(n_jobs=2), objective, LOCAL_TRIALS, requeue_lost_trials=True
     )
 
     trials = resumed.experiment.trials
@@ -287,8 +301,8 @@ def test_a_killed_local_driver_fails_its_lost_trials_and_can_requeue_them(
         ]
         assert len(twins) == 1
         assert final[twins[0]] == "COMPLETED"
-    assert len(trials) == TRIALS
-    assert sum(status == "COMPLETED" for status in final.values()) == TRIALS - len(lost)
+    assert len(trials) == LOCAL_TRIALS
+    assert sum(status == "COMPLETED" for status in final.values()) == LOCAL_TRIALS - len(lost)
     assert_nothing_running(resumed)
 
 

@@ -15,8 +15,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ from cluster import (
     job_config,
     queue,
     sacct_rows,
+    slurm,
     ssh_options,
     sshd_sessions,
 )
@@ -41,12 +44,18 @@ pytestmark = pytest.mark.slurm
 EXAMPLES = Path(__file__).parents[1] / "examples"
 
 
+def queued_jobs() -> set[str]:
+    """The queue's job ids, without array task numbers: a pending ``7_[0]`` is ``7_0``
+    once it runs, and still the same job."""
+    return {job.split("_")[0] for job in queue()}
+
+
 @pytest.fixture(autouse=True)
 def empty_queue_after() -> Iterator[None]:
     """Every test leaves no job of its own in the queue."""
-    before = set(queue())
+    before = queued_jobs()
     yield
-    assert wait_until(lambda: not (set(queue()) - before), 10), f"jobs left: {queue()}"
+    assert wait_until(lambda: not (queued_jobs() - before), 10), f"jobs left: {queue()}"
 
 
 def slurm_runner(
@@ -152,31 +161,101 @@ def mode_client() -> Any:
     return client
 
 
+class InBackground:
+    """A coroutine run in a thread of its own (its own event loop), from now on.
+
+    ``result`` awaits its outcome from another loop; ``stop`` cancels it (an
+    AxScheduler's exit then cancels its jobs) and waits for it to end.
+    """
+
+    def __init__(self, coroutine: Coroutine[Any, Any, Any], name: str) -> None:
+        self.outcome: Future[Any] = Future()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._started = threading.Event()
+        self._thread = threading.Thread(
+            target=asyncio.run, args=(self._main(coroutine),), name=name
+        )
+        self._thread.start()
+        self._started.wait()
+
+    async def _main(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        self._loop, self._task = asyncio.get_running_loop(), asyncio.current_task()
+        self._started.set()
+        try:
+            self.outcome.set_result(await coroutine)
+        except asyncio.CancelledError:
+            self.outcome.cancel()
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever awaits the result
+            self.outcome.set_exception(exc)
+
+    async def result(self) -> Any:
+        return await asyncio.wrap_future(self.outcome)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._task is not None and not self.outcome.done():
+            self._loop.call_soon_threadsafe(self._task.cancel)
+        self._thread.join(60)
+
+
+TIMED_OUT_TEST = "test_failing_out_of_memory_and_timed_out_jobs_fail_their_trials_with_reasons"
+
+
+async def run_into_the_time_limit(tmp_path: Path) -> Any:
+    """One trial that sleeps for ever in a job of ``--time=1`` (minutes: Slurm's
+    smallest); its client once the trial has ended."""
+    timeouts = mode_client()
+    timed = slurm_runner(tmp_path, time_limit="1")
+    async with AxScheduler(timeouts, timed) as scheduler:
+        scheduler.set_objective_function(cluster_objectives.by_mode)
+        async with scheduler.batch_trial_context_async() as batch:
+            batch.add_trial({"x": 0.5, "mode": "forever"})
+    return timeouts
+
+
+@pytest.fixture(scope="module", autouse=True)
+def timed_out_run(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[InBackground | None]:
+    """The timed-out trial of TIMED_OUT_TEST, started before this module's first test.
+
+    Slurm ends a job TIMEOUT 60 to 90 s after it started (its controller checks
+    time limits every 30 s), whatever the test does: the job sleeps through the
+    tests before TIMED_OUT_TEST (one of the cluster's two CPUs is its), not
+    through a test of its own. Module-scoped and autouse, so it is submitted
+    before any test of the module takes its "jobs queued before me" snapshot.
+    """
+    if not any(item.name == TIMED_OUT_TEST for item in request.session.items):
+        yield None
+        return
+    job_dir = str(tmp_path_factory.mktemp("timed-out") / "cluster jobs")
+    background = InBackground(run_into_the_time_limit(Path(job_dir).parent), "timed-out-run")
+
+    def submitted() -> bool:
+        commands = slurm("squeue", "-h", "-o", "%o").splitlines()
+        return background.outcome.done() or any(job_dir in line for line in commands)
+
+    try:
+        assert wait_until(submitted, 60), "the timed-out trial's job was never queued"
+        yield background
+    finally:
+        background.stop()
+
+
 async def test_failing_out_of_memory_and_timed_out_jobs_fail_their_trials_with_reasons(
-    tmp_path: Path,
+    tmp_path: Path, timed_out_run: InBackground | None
 ) -> None:
-    """Slurm's own limits: --mem (enforced by the cluster) and --time (1 minute)."""
+    """Slurm's own limits: --mem (enforced by the cluster) and --time (1 minute):
+    the timed-out trial is ``timed_out_run``'s, started with the module."""
+    assert timed_out_run is not None
     limits = mode_client()
     quick = slurm_runner(tmp_path / "a", memory="200M")
-    timed = slurm_runner(tmp_path / "b", time_limit="1")  # minutes: Slurm's smallest
-    timeouts = mode_client()
-    async with (
-        AxScheduler(limits, quick) as scheduler,
-        AxScheduler(timeouts, timed) as timed_scheduler,
-    ):
+    async with AxScheduler(limits, quick) as scheduler:
         scheduler.set_objective_function(cluster_objectives.by_mode)
-        timed_scheduler.set_objective_function(cluster_objectives.by_mode)
-
-        async def run_limits() -> None:
-            async with scheduler.batch_trial_context_async() as batch:
-                for mode in ["ok", "raise", "memory", "exit"]:
-                    batch.add_trial({"x": 0.5, "mode": mode})
-
-        async def run_timeout() -> None:
-            async with timed_scheduler.batch_trial_context_async() as batch:
-                batch.add_trial({"x": 0.5, "mode": "forever"})
-
-        await asyncio.gather(run_limits(), run_timeout())
+        async with scheduler.batch_trial_context_async() as batch:
+            for mode in ["ok", "raise", "memory", "exit"]:
+                batch.add_trial({"x": 0.5, "mode": mode})
+    timeouts = await timed_out_run.result()
     assert statuses(limits) == {0: "COMPLETED", 1: "FAILED", 2: "FAILED", 3: "FAILED"}
     reasons = {i: run_metadata(limits, i)["failure_reason"] for i in (1, 2, 3)}
     assert reasons[1] == "ValueError: simulated crash at x=0.5"

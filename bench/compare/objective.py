@@ -18,6 +18,11 @@ def rosenbrock(x: float, y: float) -> float:
     return (1.0 - x) ** 2 + 100.0 * (y - x * x) ** 2
 
 
+def noop(parameters: dict[str, float]) -> dict[str, float]:
+    """Rosenbrock at once, no log: bench/local_load.py's no-op trial."""
+    return {METRIC: rosenbrock(parameters["x"], parameters["y"])}
+
+
 def evaluate(log_path: str, sleep: float, parameters: dict[str, float]) -> dict[str, float]:
     """Rosenbrock after ``sleep`` seconds; appends when it ran to ``log_path``.
 

@@ -12,7 +12,7 @@ import dataclasses
 import json
 import sys
 
-from .common import Workload
+from .common import Run, Workload
 
 
 def warm_up() -> None:
@@ -28,16 +28,28 @@ def warm_up() -> None:
     import gpytorch  # noqa: F401
 
 
-def main(argv: list[str]) -> None:
+def run_as_json(tool_name: str, workload_json: str, log_path: str) -> str:
+    """Run the tool named ``tool_name`` once; its :class:`Run` as one JSON line."""
     from .suite import tool_named
 
-    tool_name, workload_json, log_path = argv
     workload = Workload(**json.loads(workload_json))
     warm_up()
     run = tool_named(tool_name).run(workload, log_path)
     fields = dataclasses.asdict(run)
     fields["recorded"] = [[x, y, when] for (x, y), when in run.recorded.items()]
-    print(json.dumps(fields))
+    return json.dumps(fields)
+
+
+def run_from_json(line: str) -> Run:
+    """The :class:`Run` that :func:`run_as_json` printed."""
+    fields = json.loads(line)
+    fields["recorded"] = {(x, y): when for x, y, when in fields["recorded"]}
+    return Run(**fields)
+
+
+def main(argv: list[str]) -> None:
+    tool_name, workload_json, log_path = argv
+    print(run_as_json(tool_name, workload_json, log_path))
 
 
 if __name__ == "__main__":

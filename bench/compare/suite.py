@@ -31,6 +31,10 @@ later BoTorch runs in the same process, so tools must not share one. Columns
 
 (d) runs ``bench/local_load.py``: ours against the bare loop over N no-op trials,
 each in its own interpreter; ms per trial over the first and last window, peak RSS.
+
+``--in-process`` is for the test suite's smoke run only: every run in this one
+interpreter (the same code, without a fresh interpreter's 5 s of importing Ax
+per run), so its numbers are skewed as described above.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .common import Key, Run, Workload, silence_ax
+from .one import run_as_json, run_from_json
 
 ToolFn = Callable[[Workload, str], Run]
 OURS = "ax-scheduler, AxClient"
@@ -80,18 +85,23 @@ def tools(with_optuna: bool) -> list[Tool]:
     return found
 
 
-def workloads(quick: bool) -> list[Workload]:
+def workloads(quick: bool, trials: int | None = None) -> list[Workload]:
+    """(a), (b), (c); ``trials``, if given, is every workload's number of trials."""
     if quick:
-        return [
+        chosen = [
             Workload("a", 8, 0.5, "sobol"),
             Workload("b", 20, 0.0, "sobol"),
             Workload("c", 8, 0.5, "default"),
         ]
-    return [
-        Workload("a", 24, 0.5, "sobol"),
-        Workload("b", 200, 0.0, "sobol"),
-        Workload("c", 20, 0.5, "default"),
-    ]
+    else:
+        chosen = [
+            Workload("a", 24, 0.5, "sobol"),
+            Workload("b", 200, 0.0, "sobol"),
+            Workload("c", 20, 0.5, "default"),
+        ]
+    if trials is None:
+        return chosen
+    return [dataclasses.replace(workload, n_trials=trials) for workload in chosen]
 
 
 # -- per-run metrics ------------------------------------------------------------------
@@ -185,14 +195,21 @@ def run_isolated(tool: Tool, workload: Workload, log_path: Path) -> Run:
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{tool.name} failed on {workload.title}:\n{done.stderr[-3000:]}")
-    fields = json.loads(done.stdout.strip().splitlines()[-1])
-    fields["recorded"] = {(x, y): when for x, y, when in fields["recorded"]}
-    return Run(**fields)
+    return run_from_json(done.stdout.strip().splitlines()[-1])
 
 
-def measure(tool: Tool, workload: Workload, scratch: Path, label: str) -> Measured:
+def run_in_process(tool: Tool, workload: Workload, log_path: Path) -> Run:
+    """The same run as :func:`run_isolated`, in this interpreter (``--in-process``)."""
+    return run_from_json(
+        run_as_json(tool.name, json.dumps(dataclasses.asdict(workload)), str(log_path))
+    )
+
+
+def measure(
+    tool: Tool, workload: Workload, scratch: Path, label: str, in_process: bool = False
+) -> Measured:
     log_path = scratch / f"{label}.log"
-    run = run_isolated(tool, workload, log_path)
+    run = (run_in_process if in_process else run_isolated)(tool, workload, log_path)
     measured = Measured.of(workload, run, read_timings(str(log_path)))
     notes = f"  [{'; '.join(run.notes)}]" if run.notes else ""
     print(
@@ -204,7 +221,7 @@ def measure(tool: Tool, workload: Workload, scratch: Path, label: str) -> Measur
 
 
 def measure_workload(
-    workload: Workload, chosen: list[Tool], reps: int, scratch: Path
+    workload: Workload, chosen: list[Tool], reps: int, scratch: Path, in_process: bool = False
 ) -> dict[str, Measured]:
     """Medians over ``reps`` runs; tool order rotates each rep, so no tool always goes first."""
     runs: dict[str, list[Measured]] = {tool.name: [] for tool in chosen}
@@ -212,7 +229,7 @@ def measure_workload(
         order = chosen[rep % len(chosen) :] + chosen[: rep % len(chosen)]
         for tool in order:
             label = f"{workload.key}-rep{rep + 1}-{len(runs[tool.name])}-{chosen.index(tool)}"
-            runs[tool.name].append(measure(tool, workload, scratch, label))
+            runs[tool.name].append(measure(tool, workload, scratch, label, in_process))
     return {name: median_of(measured) for name, measured in runs.items()}
 
 
@@ -257,8 +274,13 @@ def format_table(workload: Workload, medians: dict[str, Measured]) -> str:
 
 
 # -- (d): 10,000 trials, ours against a bare loop ----------------------------------------
-def measure_load(trials: int, window: int) -> str:
-    """bench/local_load.py in a child: each tool in its own interpreter (peak RSS its own)."""
+def measure_load(trials: int, window: int, in_process: bool = False) -> str:
+    """bench/local_load.py in a child: each tool in its own interpreter (peak RSS its own);
+    ``in_process``: both in this interpreter."""
+    if in_process:
+        from .. import local_load
+
+        return local_load.report(trials, window, in_process=True).strip()
     script = Path(__file__).parents[1] / "local_load.py"
     argv = [sys.executable, str(script), "--trials", str(trials), "--window", str(window)]
     done = subprocess.run(argv, capture_output=True, text=True, check=False)
@@ -283,19 +305,27 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             " AxClient + ProcessPoolExecutor loop and Optuna, on the same workloads."
         ),
     )
-    parser.add_argument("--reps", type=int, default=3, help="runs per tool and workload (median)")
+    parser.add_argument("--reps", type=int, help="runs per tool and workload (median; 3)")
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smoke test: 1 rep, small workloads, (d) with 200 trials",
+        help="smoke test: 1 rep, small workloads, (d) with 200 trials (each unless given)",
     )
     parser.add_argument("--workloads", default="abcd", help="which of a, b, c, d to run")
-    parser.add_argument("--load-trials", type=int, default=10_000, help="trials in (d)")
+    parser.add_argument(
+        "--trials", type=int, help="trials per run in (a), (b) and (c) (default: each its own)"
+    )
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="the test suite's smoke run: every run in this interpreter, not each in a"
+        " fresh one (the same code, 5 s less per run; the numbers are skewed)",
+    )
+    parser.add_argument("--load-trials", type=int, help="trials in (d) (10,000)")
     parser.add_argument(
         "--load-window",
         type=int,
-        default=1000,
-        help="(d) reports ms/trial over the first and last this many trials",
+        help="(d) reports ms/trial over the first and last this many trials (1,000)",
     )
     parser.add_argument(
         "--switch-interval",
@@ -304,10 +334,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         " default is 0.005 s): how long a thread may hold the GIL while others wait",
     )
     args = parser.parse_args(argv)
-    if args.quick:
-        args.reps, args.load_trials, args.load_window = 1, 200, 50
+    defaults = {"reps": 1, "load_trials": 200, "load_window": 50} if args.quick else {}
+    defaults = {"reps": 3, "load_trials": 10_000, "load_window": 1000} | defaults
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     if args.reps < 1:
         parser.error(f"--reps must be >= 1, got {args.reps}")
+    if args.trials is not None and args.trials < 1:
+        parser.error(f"--trials must be >= 1, got {args.trials}")
     if set(args.workloads) - set("abcd"):
         parser.error(f"--workloads takes letters from 'abcd', got {args.workloads!r}")
     if args.load_trials < 2 * args.load_window:
@@ -332,15 +367,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     tables = []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ax-scheduler-bench-") as scratch:
-        for workload in workloads(args.quick):
+        for workload in workloads(args.quick, args.trials):
             if workload.key not in args.workloads:
                 continue
             chosen = [tool for tool in chosen_tools if workload.key in tool.workloads]
-            medians = measure_workload(workload, chosen, args.reps, Path(scratch))
+            medians = measure_workload(workload, chosen, args.reps, Path(scratch), args.in_process)
             tables.append(format_table(workload, medians))
             print("\n" + tables[-1] + "\n", flush=True)
     if "d" in args.workloads:
         print(f"(d) {args.load_trials} no-op trials, Sobol: ours against a bare loop", flush=True)
-        tables.append(measure_load(args.load_trials, args.load_window))
+        tables.append(measure_load(args.load_trials, args.load_window, args.in_process))
     print("\n\n".join(["# Results", *tables]))
     print(f"\nsuite took {time.perf_counter() - started:.0f} s")
