@@ -173,8 +173,10 @@ class InBackground:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[Any] | None = None
         self._started = threading.Event()
+        # A daemon: a run stuck for good (its cluster restarted under it) must not keep
+        # pytest from exiting once ``stop`` has given up waiting for it.
         self._thread = threading.Thread(
-            target=asyncio.run, args=(self._main(coroutine),), name=name
+            target=asyncio.run, args=(self._main(coroutine),), name=name, daemon=True
         )
         self._thread.start()
         self._started.wait()

@@ -309,7 +309,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="smoke test: 1 rep, small workloads, (d) with 200 trials (each unless given)",
+        help="smoke test: 1 rep, small workloads, (d) with 200 trials (unless given too)",
     )
     parser.add_argument("--workloads", default="abcd", help="which of a, b, c, d to run")
     parser.add_argument(
