@@ -40,7 +40,7 @@ def test_comparison_suite_runs_every_tool_and_ours_completes_every_trial() -> No
     every tool runs workload (b) (the suite raises if any tool, ours included, ends
     with fewer COMPLETED trials than asked for), and (d) runs; the ratios are for
     people to read, not asserted on a noisy machine. (a) and (c) run the same tools'
-    code on other workloads: they are left out here for time (about 100 s).
+    code on other workloads: they are left out here for time ((c) fits BoTorch).
 
     ``--in-process`` runs each tool's run through the same functions as the fresh
     interpreter per run that people get (``bench.compare.one``), minus 5 s of
@@ -71,7 +71,7 @@ def test_comparison_suite_runs_every_tool_and_ours_completes_every_trial() -> No
 def test_checkpoint_overhead_bench_resumes_a_complete_run() -> None:
     out = run_bench("bench/checkpoint_overhead.py", "--trials", "20")
     assert "overhead:" in out
-    assert "resumed from it: 22 COMPLETED trials" in out  # and 2 of warm-up
+    assert "resumed from it: 22 COMPLETED trials" in out  # 20 timed, 2 of warm-up
 
 
 @pytest.mark.slurm
