@@ -298,7 +298,11 @@ def test_a_legacy_clients_global_stopping_is_a_stop_with_its_reason_not_exhausti
 ) -> None:
     from ax.global_stopping.strategies.improvement import ImprovementGlobalStoppingStrategy
 
-    strategy = ImprovementGlobalStoppingStrategy(**GLOBAL_STOPPING)
+    # Also judged while trials are pending (the run prefetches one): by default it
+    # would wait for a moment with none, which a run with prefetch may never have.
+    strategy = ImprovementGlobalStoppingStrategy(
+        **GLOBAL_STOPPING, inactive_when_pending_trials=False
+    )
     client = legacy_client(global_stopping_strategy=strategy)
     runner = JobLibRunner(n_jobs=1, backend="threading")
     with AxScheduler(client, runner, {"job_output_dir": str(tmp_path)}) as scheduler:
