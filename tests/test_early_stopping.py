@@ -8,9 +8,13 @@ batches run good trials first, so which trials stop is known in advance.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import itertools
 import logging
+import socket
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +28,7 @@ from ax_scheduler import (
     TrialStoppedEarly,
     report,
 )
+from ax_scheduler._reportserver import ReportServer
 from conftest import experiment_of, legacy_client, modern_client, statuses
 
 SCRIPTS = Path(__file__).parent / "scripts"
@@ -339,8 +344,6 @@ def test_a_strategy_that_cannot_judge_the_experiment_is_logged_once_and_the_run_
 
 
 def test_a_pool_started_on_another_event_loop_still_carries_the_reports(tmp_path: Path) -> None:
-    import asyncio
-
     runner = JobLibRunner(n_jobs=2)
     asyncio.run(runner.start())  # warmed up on a loop of its own, then used by the sync API
     client = modern_client()
@@ -348,3 +351,32 @@ def test_a_pool_started_on_another_event_loop_still_carries_the_reports(tmp_path
         scheduler.set_objective_function(curves.curve)
         run_batch(scheduler, GOOD)
     assert steps_in_ax(client)[0] == [float(step) for step in range(curves.STEPS)]
+
+
+@pytest.mark.parametrize("loop_turns", range(4))
+def test_a_worker_connecting_as_the_pool_closes_leaves_no_socket_open(loop_turns: int) -> None:
+    """Whenever a worker's connection lands, closing the pool closes it.
+
+    On asyncio's stream server (Python 3.11), a connection accepted in the loop
+    turn before the server closed was dropped unclosed inside asyncio; the garbage
+    collector's ResourceWarning then failed whichever test ran next (seen in CI).
+    """
+    worker = socket.socket(socket.AF_UNIX)
+
+    async def connect_then_close() -> None:
+        server = ReportServer()
+        await server.start()
+        worker.connect(server.path)
+        for _ in range(loop_turns):
+            await asyncio.sleep(0)
+        await server.aclose()
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        for _ in range(5):
+            asyncio.run(connect_then_close())
+            worker.close()
+            worker = socket.socket(socket.AF_UNIX)
+            gc.collect()
+        worker.close()
+    assert [str(w.message) for w in caught if w.category is ResourceWarning] == []

@@ -16,6 +16,7 @@ import json
 import logging
 import secrets
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -29,17 +30,25 @@ logger = logging.getLogger("ax_scheduler")
 
 
 class ReportServer:
-    """One Unix socket for the reports of every trial a local pool runs."""
+    """One Unix socket for the reports of every trial a local pool runs.
+
+    Plain non-blocking sockets served by the loop's reader callbacks, not asyncio
+    streams: every accepted socket is ours from the moment ``accept()`` returns it,
+    so closing closes them all. With ``asyncio.start_unix_server`` (Python 3.11) a
+    connection accepted just as the server closed was dropped inside asyncio
+    unclosed, and its socket left to the garbage collector.
+    """
 
     def __init__(self) -> None:
         self._directory: Path | None = None
         self._path: str | None = None
-        self._server: asyncio.Server | None = None
+        self._listener: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._starting: asyncio.Lock | None = None
         self._servers_made = 0
         self._jobs: dict[str, Job] = {}
-        self._writers: dict[str, asyncio.StreamWriter] = {}
+        self._connections: dict[socket.socket, _Connection] = {}
+        self._by_token: dict[str, _Connection] = {}
 
     @property
     def path(self) -> str:
@@ -60,23 +69,88 @@ class ReportServer:
             self._loop, self._starting = loop, asyncio.Lock()
         assert self._starting is not None
         async with self._starting:
-            if self._server is not None:
+            if self._listener is not None:
                 return
             # mkdtemp: mode 0700, so no other user can send reports; short, for AF_UNIX's 108 bytes.
             if self._directory is None:
                 self._directory = Path(await anyio.to_thread.run_sync(_private_directory))
             self._servers_made += 1
             self._path = str(self._directory / f"reports-{self._servers_made}.sock")
-            self._server = await asyncio.start_unix_server(self._serve, path=self._path)
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                listener.bind(self._path)
+                listener.listen(128)
+                listener.setblocking(False)
+                loop.add_reader(listener.fileno(), self._accept, listener)
+            except BaseException:
+                listener.close()
+                raise
+            self._listener = listener
+
+    def _accept(self, listener: socket.socket) -> None:
+        with contextlib.suppress(BlockingIOError, InterruptedError):
+            while True:
+                conn, _ = listener.accept()
+                conn.setblocking(False)
+                connection = self._connections[conn] = _Connection(conn)
+                assert self._loop is not None
+                self._loop.add_reader(conn.fileno(), self._read, connection)
+
+    def _read(self, connection: _Connection) -> None:
+        try:
+            data = connection.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:  # the worker closed its end (or died)
+            self._drop(connection)
+            return
+        *lines, connection.partial = (connection.partial + data).split(b"\n")
+        for line in lines:
+            if line.strip():
+                self._handle(connection, line)
+
+    def _handle(self, connection: _Connection, line: bytes) -> None:
+        try:
+            message = json.loads(line)
+            token = str(message["token"])
+            if message.get("end"):  # the trial returns: it has sent everything
+                connection.send(b'{"ack": true}\n')
+                return
+            step, metrics = float(message["step"]), check_metrics(message["metrics"])
+        except (ValueError, KeyError, TypeError) as exc:
+            logger.warning("a malformed report from a worker was skipped: %s", exc)
+            return
+        job = self._jobs.get(token)
+        if job is None:
+            return  # a trial that already ended
+        if token not in self._by_token:
+            connection.token = token
+            self._by_token[token] = connection
+            if job.channel.stop_reason is not None:  # stopped before it first reported
+                self._send_stop(token, job.channel.stop_reason)
+        job.channel.deliver(step, metrics)
+
+    def _drop(self, connection: _Connection) -> None:
+        """Forget and close one connection (also on a loop already closed)."""
+        if self._connections.pop(connection.sock, None) is None:
+            return
+        if connection.token is not None and self._by_token.get(connection.token) is connection:
+            del self._by_token[connection.token]
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(connection.sock.fileno())
+        connection.sock.close()
 
     def _close_server(self) -> None:
-        """Stop listening (on a closed loop this only closes the socket)."""
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for writer in list(self._writers.values()):
-            writer.close()
-        self._writers.clear()
+        """Stop listening and close every connection."""
+        if self._listener is not None:
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(self._listener.fileno())
+            self._listener.close()
+            self._listener = None
+        for connection in list(self._connections.values()):
+            self._drop(connection)
 
     def register(self, job: Job) -> tuple[tuple[str, str], Callable[[], None]]:
         """``(socket path, token)`` for ``job``'s worker, and what unregisters it."""
@@ -87,55 +161,40 @@ class ReportServer:
         def unregister() -> None:
             unstop()
             self._jobs.pop(token, None)
-            writer = self._writers.pop(token, None)
-            if writer is not None:
-                writer.close()
+            connection = self._by_token.get(token)
+            if connection is not None:
+                self._drop(connection)
 
         return (self.path, token), unregister
 
     def _send_stop(self, token: str, reason: str) -> None:
-        writer = self._writers.get(token)
-        if writer is not None and not writer.is_closing():
-            writer.write(json.dumps({"stop": reason}).encode() + b"\n")
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        token = None
-        try:
-            while line := await reader.readline():
-                try:
-                    message = json.loads(line)
-                    token = str(message["token"])
-                    if message.get("end"):  # the trial returns: it has sent everything
-                        writer.write(b'{"ack": true}\n')
-                        continue
-                    step, metrics = float(message["step"]), check_metrics(message["metrics"])
-                except (ValueError, KeyError, TypeError) as exc:
-                    logger.warning("a malformed report from a worker was skipped: %s", exc)
-                    continue
-                job = self._jobs.get(token)
-                if job is None:
-                    continue  # a trial that already ended
-                if token not in self._writers:
-                    self._writers[token] = writer
-                    if job.channel.stop_reason is not None:  # stopped before it first reported
-                        self._send_stop(token, job.channel.stop_reason)
-                job.channel.deliver(step, metrics)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            if token is not None and self._writers.get(token) is writer:
-                del self._writers[token]
-            writer.close()
+        connection = self._by_token.get(token)
+        if connection is not None:
+            connection.send(json.dumps({"stop": reason}).encode() + b"\n")
 
     async def aclose(self) -> None:
-        server = self._server if self._loop is asyncio.get_running_loop() else None
         self._close_server()
-        if server is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.wait_closed(), 1.0)
         if self._directory is not None:
             await anyio.to_thread.run_sync(shutil.rmtree, self._directory, True)
             self._directory = None
+
+
+class _Connection:
+    """One worker's connection: its socket, its unfinished line, its trial's token."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.partial = b""
+        self.token: str | None = None
+
+    def send(self, line: bytes) -> None:
+        """Send one short line; a worker that stopped reading loses it.
+
+        Replies are an ack and at most one stop request, far below a Unix socket's
+        buffer, so a send that would block means the worker is gone or hung.
+        """
+        with contextlib.suppress(OSError):
+            self.sock.send(line)
 
 
 def _private_directory() -> str:
