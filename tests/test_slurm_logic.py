@@ -175,6 +175,39 @@ async def test_quiet_polls_back_off_to_the_cap_and_stay_there_however_long() -> 
     await watcher.aclose()
 
 
+@pytest.mark.parametrize(("tasks", "settled"), [(1, ["trial 0"]), (2, [])])
+async def test_the_plain_job_line_of_a_one_task_array_is_its_task(
+    tasks: int, settled: list[str]
+) -> None:
+    # Slurm's database lists a one-task array as "100|COMPLETED" for 1 to 5 s
+    # before "100_0|COMPLETED": waiting for the latter made every lone trial end late.
+    # Of a bigger array, that line is about a task it does not name.
+    cluster = FakeTransport()
+    cluster.arrays["100"] = tasks
+    cluster.states["100"] = "COMPLETED"
+    changed: list[str] = []
+    third_poll = asyncio.Event()
+
+    async def on_change(changes: list[Any]) -> None:
+        changed.extend(change.item for change in changes if change.line.state.is_terminal)
+
+    async def on_tick(changes: list[Any]) -> bool:
+        if watcher.polls == 3 or changes:
+            third_poll.set()
+        return False
+
+    watcher: SacctWatcher[str] = SacctWatcher(
+        cluster, on_change, lambda *_: None, on_tick=on_tick, clock=FakeClock(), max_interval=1
+    )
+    for task in range(tasks):
+        watcher.watch(f"100_{task}", f"trial {task}", SlurmState.PENDING, alone=tasks == 1)
+    await asyncio.wait_for(third_poll.wait(), 10)
+    await asyncio.sleep(0)  # on_change comes after on_tick
+    assert changed == settled
+    assert len(watcher.items()) == tasks - len(settled)
+    await watcher.aclose()
+
+
 def test_job_script_quotes_every_value_it_did_not_get_from_the_user() -> None:
     script = job_script(
         python="/opt/my python/bin/python3",

@@ -54,7 +54,9 @@ class FakeTransport(Transport):
     Attributes:
         commands: Every command received, in order (argv lists).
         files: Path -> content of every file written (and of results).
-        states: Array task (``"100_3"``) -> the state sacct reports for it.
+        states: Array task (``"100_3"``) -> the state sacct reports for it; a
+            plain job id (``"100"``) -> the state of the line without a task
+            index that Slurm's database prints for a one-task array at first.
         arrays: Job id -> its number of tasks.
         names: Job id -> its job name.
         cancelled: The array tasks ``scancel`` was given, in order.
@@ -241,6 +243,9 @@ class FakeTransport(Transport):
             return Completed(0, "".join(f"{j}\n" for j, n in self.names.items() if n == name), "")
         lines = []
         for job_id in argv[argv.index("-j") + 1].split(","):
+            plain = self.states.get(job_id)  # as Slurm's database lists a one-task array at first
+            if plain is not None:
+                lines.append(f"{job_id}|{plain}|{_EXIT_CODES.get(plain, '1:0')}\n")
             for task in range(self.arrays.get(job_id, 0)):
                 state = self.states.get(f"{job_id}_{task}")
                 if state is not None:

@@ -215,6 +215,7 @@ class SacctWatcher(Generic[T]):
         self._on_tick = on_tick
         self._clock = clock
         self._jobs: dict[str, dict[int, _Watched[T]]] = {}  # array id -> task -> watched
+        self._alone: set[str] = set()  # arrays of one task: sacct's bare job line is it
         self._loop: asyncio.Task[None] | None = None
         self._quiet = 0  # ticks in a row without a change
         self.set_intervals(min_interval, max_interval)
@@ -231,16 +232,25 @@ class SacctWatcher(Generic[T]):
         """Seconds until the next tick: doubled for each quiet one, up to the cap."""
         return self._waits.delay(self._quiet + 1)
 
-    def watch(self, slurm_id: str, item: T, state: SlurmState | None = None) -> None:
+    def watch(
+        self, slurm_id: str, item: T, state: SlurmState | None = None, *, alone: bool = False
+    ) -> None:
         """Follow task ``slurm_id`` (``"123_4"``) from the next tick, which comes soon.
 
         Args:
             slurm_id: The array task.
             item: What :class:`Change` hands back.
             state: Its state as far as known (None: any state sacct reports is news).
+            alone: The task is its array's only one (``--array=0-0``). Slurm's
+                database then lists it as the plain job (``123|COMPLETED``) for a
+                while (1 to 5 s measured) before it lists ``123_0``: that line is
+                about this task. Of a bigger array the plain job's line is some
+                task's whose index it does not say, so it is not read.
         """
         job_id, _, number = slurm_id.partition("_")
         self._jobs.setdefault(job_id, {})[int(number)] = _Watched(item, state)
+        if alone and number == "0":
+            self._alone.add(job_id)
         self._quiet = 0
         if self._loop is None or self._loop.done():
             self._loop = asyncio.create_task(self._run(), name="ax-scheduler-sacct")
@@ -253,6 +263,7 @@ class SacctWatcher(Generic[T]):
         array.pop(int(number), None)
         if not array:
             self._jobs.pop(job_id, None)
+            self._alone.discard(job_id)
 
     def items(self) -> list[T]:
         """Every watched item."""
@@ -273,11 +284,12 @@ class SacctWatcher(Generic[T]):
         """Stop following everything; the items that were watched."""
         items = self.items()
         self._jobs.clear()
+        self._alone.clear()
         return items
 
     async def aclose(self) -> None:
         """Stop the poll loop (a crashed one was reported by ``on_crash`` already)."""
-        self._jobs.clear()
+        self.clear()
         if self._loop is not None:
             self._loop.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -318,7 +330,7 @@ class SacctWatcher(Generic[T]):
         changes = []
         for line in lines:
             array = self._jobs.get(line.job_id, {})
-            for number in line.tasks:
+            for number in line.tasks or ((0,) if line.job_id in self._alone else ()):
                 watched = array.get(number)
                 if watched is None or watched.state is line.state:
                     continue
@@ -328,6 +340,7 @@ class SacctWatcher(Generic[T]):
                     del array[number]
         for job_id in [job_id for job_id, array in self._jobs.items() if not array]:
             del self._jobs[job_id]
+            self._alone.discard(job_id)
         return changes
 
     def _ended(self, loop: asyncio.Task[None]) -> None:

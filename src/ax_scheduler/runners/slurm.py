@@ -293,7 +293,7 @@ class SlurmRunner(Runner):
             return
         for task in tasks:
             assert task.slurm_id is not None
-            self._watcher.watch(task.slurm_id, task, SlurmState.PENDING)
+            self._watcher.watch(task.slurm_id, task, SlurmState.PENDING, alone=len(tasks) == 1)
             task.submitted.set()
         logger.info("submitted %d trials as Slurm array %s", len(tasks), job_id)
         await record_info(tasks)
