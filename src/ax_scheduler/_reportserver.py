@@ -138,16 +138,18 @@ class ReportServer:
             return
         if connection.token is not None and self._by_token.get(connection.token) is connection:
             del self._by_token[connection.token]
+        self._close_socket(connection.sock)
+
+    def _close_socket(self, sock: socket.socket) -> None:
+        """Stop reading ``sock`` (unless its loop is closed already) and close it."""
         if self._loop is not None and not self._loop.is_closed():
-            self._loop.remove_reader(connection.sock.fileno())
-        connection.sock.close()
+            self._loop.remove_reader(sock.fileno())
+        sock.close()
 
     def _close_server(self) -> None:
         """Stop listening and close every connection."""
         if self._listener is not None:
-            if self._loop is not None and not self._loop.is_closed():
-                self._loop.remove_reader(self._listener.fileno())
-            self._listener.close()
+            self._close_socket(self._listener)
             self._listener = None
         for connection in list(self._connections.values()):
             self._drop(connection)

@@ -177,6 +177,7 @@ class Change(Generic[T]):
 class _Watched(Generic[T]):
     item: T
     state: SlurmState | None  # None: not seen yet, so any state sacct reports is news
+    alone: bool = False  # its array's only task: sacct's plain job line is about it
 
 
 class SacctWatcher(Generic[T]):
@@ -215,7 +216,6 @@ class SacctWatcher(Generic[T]):
         self._on_tick = on_tick
         self._clock = clock
         self._jobs: dict[str, dict[int, _Watched[T]]] = {}  # array id -> task -> watched
-        self._alone: set[str] = set()  # arrays of one task: sacct's bare job line is it
         self._loop: asyncio.Task[None] | None = None
         self._quiet = 0  # ticks in a row without a change
         self.set_intervals(min_interval, max_interval)
@@ -248,9 +248,7 @@ class SacctWatcher(Generic[T]):
                 task's whose index it does not say, so it is not read.
         """
         job_id, _, number = slurm_id.partition("_")
-        self._jobs.setdefault(job_id, {})[int(number)] = _Watched(item, state)
-        if alone and number == "0":
-            self._alone.add(job_id)
+        self._jobs.setdefault(job_id, {})[int(number)] = _Watched(item, state, alone)
         self._quiet = 0
         if self._loop is None or self._loop.done():
             self._loop = asyncio.create_task(self._run(), name="ax-scheduler-sacct")
@@ -263,7 +261,6 @@ class SacctWatcher(Generic[T]):
         array.pop(int(number), None)
         if not array:
             self._jobs.pop(job_id, None)
-            self._alone.discard(job_id)
 
     def items(self) -> list[T]:
         """Every watched item."""
@@ -284,7 +281,6 @@ class SacctWatcher(Generic[T]):
         """Stop following everything; the items that were watched."""
         items = self.items()
         self._jobs.clear()
-        self._alone.clear()
         return items
 
     async def aclose(self) -> None:
@@ -330,7 +326,7 @@ class SacctWatcher(Generic[T]):
         changes = []
         for line in lines:
             array = self._jobs.get(line.job_id, {})
-            for number in line.tasks or ((0,) if line.job_id in self._alone else ()):
+            for number in line.tasks or _plain_line_task(array):
                 watched = array.get(number)
                 if watched is None or watched.state is line.state:
                     continue
@@ -340,7 +336,6 @@ class SacctWatcher(Generic[T]):
                     del array[number]
         for job_id in [job_id for job_id, array in self._jobs.items() if not array]:
             del self._jobs[job_id]
-            self._alone.discard(job_id)
         return changes
 
     def _ended(self, loop: asyncio.Task[None]) -> None:
@@ -351,3 +346,9 @@ class SacctWatcher(Generic[T]):
         assert error is not None
         logger.error("Slurm status polling stopped: %r", error, exc_info=error)
         self._on_crash(error, self.clear())
+
+
+def _plain_line_task(array: Mapping[int, _Watched[T]]) -> tuple[int, ...]:
+    """The task a line without a task index is about: task 0 of a one-task array."""
+    only = array.get(0)
+    return (0,) if only is not None and only.alone else ()
