@@ -34,6 +34,28 @@ StopWhen = Callable[[Progress], bool | str | None]
 Tasks = set[asyncio.Task[None]]
 
 
+class _EndCounter:
+    """Counts the ends of a run's trial tasks (``mine``), and adds new ones to it."""
+
+    def __init__(self, mine: Tasks) -> None:
+        self._mine = mine
+        self._ended = self._judged = 0
+        self.follow(list(mine))
+
+    def follow(self, tasks: list[asyncio.Task[None]]) -> None:
+        self._mine.update(tasks)
+        for task in tasks:
+            task.add_done_callback(self._count)
+
+    def _count(self, _: asyncio.Task[None]) -> None:
+        self._ended += 1
+
+    def new(self) -> bool:
+        """Whether a trial ended since the last call."""
+        news, self._judged = self._ended > self._judged, self._ended
+        return news
+
+
 class RunLoop:
     """Runs ``run_optimization`` calls.
 
@@ -126,17 +148,25 @@ class RunLoop:
         trials = self._trials
         launched, exhausted, blocked = 0, False, None
         prefetch = self._ctx.config.prefetch_trials
+        ends = _EndCounter(mine)
         while True:
-            # Before generating more: instant failures free slots as fast as Ax
-            # generates, so the loop may never reach the wait below.
+            # Before generating more: trials that end at once (instant failures,
+            # cheap objectives) free slots as fast as Ax generates, so the loop
+            # may never reach the wait below. The stop rules are judged here too,
+            # after every end: judged only after the wait, a run of 1 ms trials
+            # went 10 trials past its global-stopping decision.
             self._check_failure_rate(run)
+            judge = ends.new() and not exhausted and launched < max_trials
+            if judge and await self._run_should_stop():
+                exhausted = True
+                await trials.cancel_waiting(mine, f"not started: {self._stopped_because}")
             # Tasks beyond the free slots wait on the slot semaphore: generated
             # ahead, they start the instant a running trial ends.
             want = min(trials.free_slots() + prefetch, max_trials - launched)
             if want > 0 and not exhausted and blocked is None:
                 generated = await self._generate(want if self._ctx.ax.generates_jointly else 1)
                 prefetch = self._prefetch_depth(generated)
-                mine.update(trials.start(trials.jobs_for(generated.trials)))
+                ends.follow(trials.start(trials.jobs_for(generated.trials)))
                 run += [index for index, _ in generated.trials]
                 launched += len(generated.trials)
                 exhausted, blocked = generated.exhausted, generated.blocked
@@ -155,19 +185,19 @@ class RunLoop:
                     " abandon them, or raise the generation strategy's parallelism limit"
                 )
             await asyncio.wait(list(trials.tasks.values()), return_when=asyncio.FIRST_COMPLETED)
-            self._check_failure_rate(run)
             blocked = None
-            if not exhausted and launched < max_trials and await self._run_should_stop():
-                exhausted = True
-                await trials.cancel_waiting(mine, f"not started: {self._stopped_because}")
 
     async def _run_should_stop(self) -> bool:
         """Whether ``stop_when`` or the global-stopping strategy ends the run now."""
         if self._stop_when is not None:
             verdict = self._stop_when(self._ctx.progress)
             if verdict:
-                why = verdict if isinstance(verdict, str) else "stop_when returned True"
-                self._stopped_because = f"stop_when: {why}"
+                # "stop_when: <its reason>", or "stop_when returned True" for a bare True.
+                self._stopped_because = (
+                    f"stop_when: {verdict}"
+                    if isinstance(verdict, str)
+                    else "stop_when returned True"
+                )
         if self._stopped_because is None and self._ctx.config.global_stopping is not None:
             self._stopped_because = await self._ctx.call_ax(self._global_stop_reason)
         if self._stopped_because is None:
