@@ -164,7 +164,7 @@ class RunLoop:
             # ahead, they start the instant a running trial ends.
             want = min(trials.free_slots() + prefetch, max_trials - launched)
             if want > 0 and not exhausted and blocked is None:
-                generated = await self._generate(want if self._ctx.ax.generates_jointly else 1)
+                generated = await self._generate(want)
                 prefetch = self._prefetch_depth(generated)
                 ends.follow(trials.start(trials.jobs_for(generated.trials)))
                 run += [index for index, _ in generated.trials]

@@ -16,6 +16,7 @@ from ax.exceptions.core import DataRequiredError, OptimizationComplete, Optimiza
 from ax.exceptions.generation_strategy import MaxParallelismReachedException
 from ax.generation_strategy.generation_node import GenerationNode
 from ax.service.ax_client import AxClient
+from ax.utils.common.random import with_rng_seed
 
 from .._results import MetricSpec, MetricValues, ax_raw_data
 from .._runmetadata import RUN_METADATA_KEY
@@ -55,15 +56,7 @@ class Generated:
 
 
 class AxAdapter:
-    """Blocking operations on an Ax client, the same for both client APIs.
-
-    Attributes:
-        generates_jointly: Whether asking for n trials in one call is cheaper than
-            n calls (one model fit for all). If not, the scheduler asks for one at
-            a time and dispatches each as soon as it exists.
-    """
-
-    generates_jointly = False
+    """Blocking operations on an Ax client, the same for both client APIs."""
 
     def __init__(self, client: AxClient | Client) -> None:
         self.client = client
@@ -117,7 +110,17 @@ class AxAdapter:
 
     # -- trial lifecycle ----------------------------------------------------------
     def generate(self, n: int) -> Generated:
-        """Ask Ax for up to ``n`` new trials (RUNNING, not yet dispatched)."""
+        """Ask Ax for up to ``n`` new trials (RUNNING, not yet dispatched).
+
+        While Ax's generator ignores data (Sobol), all ``n`` come from ONE
+        generation-strategy call, as Ax's Orchestrator asks for its free slots:
+        pending points, data and deduplication are then worked out once, not once
+        per candidate (measured with Sobol, 8 candidates after 200 trials: 7 ms
+        each jointly against 31 ms one by one; after 1,000: 25 against 67). A
+        generator that learns from data gives ONE trial per call: jointly,
+        BoTorch took as long per candidate (8 after 20 trials: 3.2 s against
+        2.5 s), and the first trial would wait for the last.
+        """
         try:
             trials, exhausted = self._generate(n)
         except (MaxParallelismReachedException, DataRequiredError) as exc:
@@ -145,7 +148,39 @@ class AxAdapter:
         return all(getattr(spec, "generator_enum", None) in DATA_FREE_GENERATORS for spec in specs)
 
     def _generate(self, n: int) -> tuple[list[tuple[int, Parameters]], bool]:
+        if n > 1 and self._generates_without_data():
+            return self._generate_jointly(n), False
+        return self._generate_one(), False
+
+    def _generate_one(self) -> list[tuple[int, Parameters]]:
+        """One trial from the client's own call (which raises what blocks it)."""
         raise NotImplementedError
+
+    def _generate_jointly(self, n: int) -> list[tuple[int, Parameters]]:
+        """Up to ``n`` trials (fewer at a generation node's trial limit) from one
+        ``GenerationStrategy.gen`` call: what the modern client's
+        ``get_next_trials`` does, without its warning when the limit clips ``n``.
+
+        It saves to the client's database (``storage_config`` / ``db_settings``),
+        as the client's own calls do.
+        """
+        strategy = self._generation_strategy_or_choose()
+        with with_rng_seed(seed=self.client._random_seed):
+            runs = strategy.gen(experiment=self.experiment, n=1, num_trials=n)
+        trials = []
+        for generator_runs in runs:
+            trial = self.experiment.new_trial(generator_run=generator_runs[0])
+            trial.mark_running(no_runner_required=True)
+            trials.append(trial)
+        self.client._save_generation_strategy_to_db_if_possible(generation_strategy=strategy)
+        self.client._save_or_update_trials_in_db_if_possible(
+            experiment=self.experiment, trials=trials
+        )
+        return [(trial.index, dict(trial.arm.parameters)) for trial in trials]
+
+    def _generation_strategy_or_choose(self) -> Any:
+        """The generation strategy, chosen by the client if it has none yet."""
+        return self._generation_strategy()
 
     def attach(self, parameters: Parameters) -> int:
         """Attach a user-specified trial (RUNNING in Ax) and return its index."""

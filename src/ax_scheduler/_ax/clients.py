@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ax.api.client import Client
-from ax.exceptions.core import DataRequiredError, OptimizationComplete
-from ax.exceptions.generation_strategy import MaxParallelismReachedException
+from ax.exceptions.core import OptimizationShouldStop
 from ax.service.ax_client import AxClient
 
 from .adapter import AxAdapter
@@ -17,27 +16,26 @@ class LegacyAdapter(AxAdapter):
     """``ax.service.ax_client.AxClient``."""
 
     client: AxClient
-    # get_next_trials(n) is n get_next_trial() calls: asking for one at a time
-    # dispatches the first candidate without waiting for the n-th.
-    generates_jointly = False
 
     @property
     def experiment(self) -> Any:
         return self.client.experiment
 
-    def _generate(self, n: int) -> tuple[list[tuple[int, Parameters]], bool]:
-        # get_next_trials(n) is these n calls plus two generation-limit checks that
-        # walk every trial (2 ms each at 1,500 trials); get_next_trial raises what
-        # they would report, and is caught here or in generate().
-        trials: list[tuple[int, Parameters]] = []
-        try:
-            for _ in range(n):
-                parameters, index = self.client.get_next_trial()
-                trials.append((index, dict(parameters)))
-        except (MaxParallelismReachedException, DataRequiredError, OptimizationComplete):
-            if not trials:
-                raise
-        return trials, False
+    def _generate_one(self) -> list[tuple[int, Parameters]]:
+        # get_next_trial raises what blocks it (caught in generate()); it also
+        # judges the client's global-stopping strategy, as _generate_jointly does.
+        parameters, index = self.client.get_next_trial()
+        return [(index, dict(parameters))]
+
+    def _generate_jointly(self, n: int) -> list[tuple[int, Parameters]]:
+        # AxClient.get_next_trials(n) is n get_next_trial() calls; the one call
+        # here must judge the client's global-stopping strategy as each of them does.
+        strategy = self.client.global_stopping_strategy
+        if strategy is not None:
+            stop, message = strategy.should_stop_optimization(experiment=self.experiment)
+            if stop:
+                raise OptimizationShouldStop(message=message)
+        return super()._generate_jointly(n)
 
     def _generation_strategy(self) -> Any:
         return self.client._generation_strategy
@@ -77,23 +75,20 @@ class ModernAdapter(AxAdapter):
     """``ax.api.client.Client``."""
 
     client: Client
-    # get_next_trials(n) is one GenerationStrategy.gen(num_trials=n) call, but in
-    # Ax 1.3 that optimizes each candidate in turn (the model fit is shared, as it
-    # is between single calls on unchanged data): measured on 2 cores, 4 BoTorch
-    # candidates took 0.87-1.32 s jointly against 1.06-1.07 s one by one, and
-    # jointly the first one waits for the last. So: one at a time here too.
-    generates_jointly = False
 
     @property
     def experiment(self) -> Any:
         return self.client._experiment
 
-    def _generate(self, n: int) -> tuple[list[tuple[int, Parameters]], bool]:
-        trials = self.client.get_next_trials(max_trials=n)
-        return [(index, dict(params)) for index, params in trials.items()], False
+    def _generate_one(self) -> list[tuple[int, Parameters]]:
+        trials = self.client.get_next_trials(max_trials=1)
+        return [(index, dict(params)) for index, params in trials.items()]
 
     def _generation_strategy(self) -> Any:
         return self.client._maybe_generation_strategy
+
+    def _generation_strategy_or_choose(self) -> Any:
+        return self.client._generation_strategy_or_choose()
 
     def attach(self, parameters: Parameters) -> int:
         return self.client.attach_trial(parameters=parameters)

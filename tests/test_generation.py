@@ -1,0 +1,128 @@
+"""How the scheduler asks Ax for candidates: one call for a wave of free slots while
+Ax's generator ignores data (Sobol), one trial per call while it learns (BoTorch),
+and the same trials Ax's own ask loop would give."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ax_scheduler import JobLibRunner
+from conftest import legacy_client, modern_client, sobol_only
+from objectives import rosenbrock, slow_rosenbrock
+
+
+@pytest.fixture
+def gen_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The number of trials each GenerationStrategy.gen call produced."""
+    from ax.generation_strategy.generation_strategy import GenerationStrategy
+
+    produced: list[int] = []
+    original = GenerationStrategy.gen
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        runs = original(self, *args, **kwargs)
+        produced.append(len(runs))
+        return runs
+
+    monkeypatch.setattr(GenerationStrategy, "gen", counted)
+    return produced
+
+
+@pytest.mark.parametrize("kind", ["legacy", "modern"])
+def test_a_wave_of_free_slots_costs_one_ax_call_under_sobol(
+    scheduler_factory: Any, gen_calls: list[int], kind: str
+) -> None:
+    client = legacy_client() if kind == "legacy" else modern_client()
+    scheduler = scheduler_factory(client, JobLibRunner(n_jobs=4), slow_rosenbrock)
+    scheduler.run_optimization(max_trials=12)
+    # The first call fills the 4 free slots and the one prefetched candidate.
+    assert gen_calls[0] == 5, gen_calls
+    assert sum(gen_calls) == 12
+    # One per trial would be 12 calls; waves of 4 ending together need about 3.
+    assert len(gen_calls) <= 6, gen_calls
+
+
+def test_a_generator_that_learns_gives_one_trial_per_call(
+    scheduler_factory: Any, gen_calls: list[int]
+) -> None:
+    from ax.adapter.registry import Generators
+    from ax.generation_strategy.generation_strategy import GenerationStep, GenerationStrategy
+
+    strategy = GenerationStrategy(
+        nodes=[
+            GenerationStep(generator=Generators.SOBOL, num_trials=2),
+            GenerationStep(generator=Generators.BOTORCH_MODULAR, num_trials=-1),
+        ]
+    )
+    client = legacy_client(generation_strategy=strategy)
+    scheduler = scheduler_factory(client, JobLibRunner(n_jobs=3), rosenbrock)
+    scheduler.run_optimization(max_trials=5)
+    kinds = [
+        trial.generator_run._generator_key for _, trial in sorted(client.experiment.trials.items())
+    ]
+    assert kinds == ["Sobol"] * 2 + ["BoTorch"] * 3
+    # Sobol's two come at once (its trial limit clips the wave); then one a call,
+    # each dispatched as soon as BoTorch has it instead of waiting for the rest.
+    assert gen_calls == [2, 1, 1, 1], gen_calls
+
+
+@pytest.mark.parametrize("kind", ["legacy", "modern"])
+def test_a_seeded_run_gets_the_trials_of_axs_own_ask_loop(
+    scheduler_factory: Any, kind: str
+) -> None:
+    def seeded() -> Any:
+        if kind == "legacy":
+            return legacy_client(random_seed=7, generation_strategy=sobol_only())
+        return modern_client()  # seeded: Client(random_seed=0)
+
+    by_hand = seeded()
+    if kind == "legacy":
+        expected = [by_hand.get_next_trial()[0] for _ in range(9)]
+    else:
+        expected = [by_hand.get_next_trials(max_trials=1).popitem()[1] for _ in range(9)]
+    client = seeded()
+    scheduler_factory(client, JobLibRunner(n_jobs=4), rosenbrock).run_optimization(max_trials=9)
+    experiment = client.experiment if kind == "legacy" else client._experiment
+    got = [trial.arm.parameters for _, trial in sorted(experiment.trials.items())]
+    assert got == expected
+
+
+def test_the_legacy_clients_global_stopping_is_judged_for_a_joint_call() -> None:
+    from ax.exceptions.core import OptimizationShouldStop
+
+    from ax_scheduler._ax import AxAdapter
+
+    class StopNow:
+        def should_stop_optimization(self, experiment: Any) -> tuple[bool, str]:
+            return True, "enough"
+
+    client = legacy_client(global_stopping_strategy=StopNow())
+    adapter = AxAdapter.wrap(client)
+    generated = adapter.generate(4)
+    assert generated.trials == []
+    assert generated.stopped == "Ax's global stopping strategy: enough"
+    with pytest.raises(OptimizationShouldStop):
+        client.get_next_trial()  # what the joint call must agree with
+    assert client.experiment.trials == {}
+
+
+def test_generated_trials_reach_the_clients_database(scheduler_factory: Any, tmp_path: Any) -> None:
+    from ax.storage.sqa_store.db import (
+        create_all_tables,
+        get_engine,
+        init_engine_and_session_factory,
+    )
+    from ax.storage.sqa_store.load import load_experiment
+    from ax.storage.sqa_store.structs import DBSettings
+
+    url = f"sqlite:///{tmp_path / 'ax.db'}"
+    init_engine_and_session_factory(url=url, force_init=True)
+    create_all_tables(get_engine())
+    client = legacy_client(db_settings=DBSettings(url=url))
+    scheduler_factory(client, JobLibRunner(n_jobs=4), rosenbrock).run_optimization(max_trials=6)
+    stored = load_experiment("test_experiment")
+    assert {i: t.status.name for i, t in stored.trials.items()} == dict.fromkeys(
+        range(6), "COMPLETED"
+    )
