@@ -68,6 +68,17 @@ def test_comparison_suite_runs_every_tool_and_ours_completes_every_trial() -> No
 
 
 @pytest.mark.slow
+def test_high_parallelism_bench_runs_both_tools_to_every_trial() -> None:
+    """Smaller (16 slots, 40 trials of 0.2 s, Sobol, one rep): each tool checks that
+    all its trials COMPLETED in Ax and raises otherwise; the table is printed."""
+    argv = ["--slots", "16", "--trials", "40", "--seconds", "0.2", "--generation", "sobol"]
+    out = run_bench("bench/high_parallelism.py", *argv, "--reps", "1")
+    assert "16 slots, 40 trials of 0.2 s, Sobol only; medians of 1" in out
+    for row in ("ax-scheduler, AxClient", "Ax Orchestrator, 0 s polls", "ours / Orchestrator"):
+        assert row in out
+
+
+@pytest.mark.slow
 def test_checkpoint_overhead_bench_resumes_a_complete_run() -> None:
     out = run_bench("bench/checkpoint_overhead.py", "--trials", "20")
     assert "overhead:" in out

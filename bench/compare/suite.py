@@ -321,6 +321,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="the test suite's smoke run: every run in this interpreter, not each in a"
         " fresh one (the same code, 5 s less per run; the numbers are skewed)",
     )
+    parser.add_argument(
+        "--tools",
+        help="only the tools whose name contains one of these comma-separated words"
+        " (case-insensitive; e.g. 'ax-scheduler,orchestrator,bare'); ours always runs",
+    )
     parser.add_argument("--load-trials", type=int, help="trials in (d) (10,000)")
     parser.add_argument(
         "--load-window",
@@ -350,6 +355,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def wanted(name: str, words: str | None) -> bool:
+    """Whether ``--tools`` keeps the tool ``name`` (ours is always kept: the ratios)."""
+    if words is None or name == OURS:
+        return True
+    return any(word.strip().lower() in name.lower() for word in words.split(",") if word.strip())
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     import ax
@@ -363,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"  GIL switch interval: {sys.getswitchinterval() * 1000:g} ms"
         f"  optuna: {'yes' if with_optuna else 'not installed (pip install .[bench])'}"
     )
-    chosen_tools = tools(with_optuna)
+    chosen_tools = [tool for tool in tools(with_optuna) if wanted(tool.name, args.tools)]
     tables = []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ax-scheduler-bench-") as scratch:
