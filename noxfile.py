@@ -25,7 +25,7 @@ PYTHON = "3.11"
 # The CPU build of torch: pip finds it on these machines' disk. Unpinned, Ax's
 # dependency on torch would resolve to a multi-GB CUDA build.
 TORCH = "torch==2.13.0"
-EXTRAS = "test,bench,lint,docs"
+EXTRAS = "test,bench,lint,docs,mysql"
 ROOT = Path(__file__).parent
 SHARED = ROOT / ".nox" / "shared"
 

@@ -100,9 +100,7 @@ def run_ours(slots: int, trials: int, seconds: float, generation: str) -> tuple[
 
 
 # -- Ax's Orchestrator ------------------------------------------------------------------
-def run_orchestrator(
-    slots: int, trials: int, seconds: float, generation: str
-) -> tuple[float, ...]:
+def run_orchestrator(slots: int, trials: int, seconds: float, generation: str) -> tuple[float, ...]:
     from ax.core.base_trial import BaseTrial
     from ax.core.data import Data, DataRow
     from ax.core.metric import Metric, MetricFetchResult

@@ -79,8 +79,10 @@ def test_high_parallelism_bench_runs_both_tools_to_every_trial() -> None:
 
 
 @pytest.mark.slow
-def test_checkpoint_overhead_bench_resumes_a_complete_run() -> None:
-    out = run_bench("bench/checkpoint_overhead.py", "--trials", "20")
+@pytest.mark.parametrize("store", ["json", "sqlite"])
+def test_checkpoint_overhead_bench_resumes_a_complete_run(store: str) -> None:
+    out = run_bench("bench/checkpoint_overhead.py", "--trials", "20", "--store", store)
+    assert f"{store} checkpoint" in out
     assert "overhead:" in out
     assert "resumed from it: 22 COMPLETED trials" in out  # 20 timed, 2 of warm-up
 

@@ -693,3 +693,30 @@ def test_resume_with_max_trials_extends_a_finished_run_and_remembers_the_new_tot
     assert header["spec"]["experiment"]["max_trials"] == 8
     again = invoke("resume", "run.json")
     assert again.stdout.startswith("nothing left to do: 8 of max_trials 8 trials finished")
+
+
+def test_a_run_kept_in_a_database_is_shown_reported_and_resumed(workdir: Path) -> None:
+    text = (
+        (workdir / "experiment.yaml").read_text().replace("initial_trials: 6", "initial_trials: 8")
+    )
+    (workdir / "experiment.yaml").write_text(text)  # all Sobol: no model fit in this test
+    url = f"sqlite:///{workdir / 'run.db'}"
+    ran = invoke("run", "experiment.yaml", "--checkpoint", url, "--max-trials", "4", "-q")
+    assert ran.exit_code == 0, ran.stderr
+    assert "4 trials: 4 COMPLETED (max_trials 4)" in ran.stdout
+    shown = invoke("status", url)
+    assert shown.exit_code == 0, shown.stderr
+    assert "cli_demo" in shown.stdout
+    assert "4 trials: 4 COMPLETED" in shown.stdout
+    again = invoke("run", "experiment.yaml", "--checkpoint", url, "-q")
+    assert again.exit_code == 2
+    assert "already holds a run: continue it with `ax-scheduler resume" in again.stderr
+    extended = invoke("resume", url, "--max-trials", "6", "-q")
+    assert extended.exit_code == 0, extended.stderr
+    assert "6 trials: 6 COMPLETED (max_trials 6)" in extended.stdout
+    reported = invoke("report", url, "-o", "report.html")
+    assert reported.exit_code == 0, reported.stderr
+    assert "cli_demo" in (workdir / "report.html").read_text()
+    missing = invoke("status", f"sqlite:///{workdir / 'other.db'}")
+    assert missing.exit_code == 2
+    assert "other.db does not exist" in missing.stderr

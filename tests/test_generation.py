@@ -44,7 +44,7 @@ def test_a_wave_of_free_slots_costs_one_ax_call_under_sobol(
     assert len(gen_calls) <= 6, gen_calls
 
 
-def test_a_generator_that_learns_gives_one_trial_per_call(
+def test_a_generator_that_learns_gives_the_first_free_slot_its_own_call(
     scheduler_factory: Any, gen_calls: list[int]
 ) -> None:
     from ax.adapter.registry import Generators
@@ -63,9 +63,12 @@ def test_a_generator_that_learns_gives_one_trial_per_call(
         trial.generator_run._generator_key for _, trial in sorted(client.experiment.trials.items())
     ]
     assert kinds == ["Sobol"] * 2 + ["BoTorch"] * 3
-    # Sobol's two come at once (its trial limit clips the wave); then one a call,
-    # each dispatched as soon as BoTorch has it instead of waiting for the rest.
-    assert gen_calls == [2, 1, 1, 1], gen_calls
+    # Sobol's two come at once (its trial limit clips the wave of 4). BoTorch's
+    # first comes alone, dispatched before the others' candidates are made; the
+    # slots still free then share one call (one model fit).
+    assert gen_calls[:2] == [2, 1], gen_calls
+    assert sum(gen_calls) == 5
+    assert len(gen_calls) < 5, gen_calls
 
 
 @pytest.mark.parametrize("kind", ["legacy", "modern"])

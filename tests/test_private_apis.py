@@ -34,6 +34,16 @@ AX_PRIVATE = [
     ("ax.service.ax_client", "AxClient", "_set_experiment", "client_from_snapshot"),
     ("ax.service.ax_client", "AxClient", "_set_generation_strategy", "client_from_snapshot"),
     ("ax.api.client", "Client", "_from_json_snapshot", "client_from_snapshot"),
+    ("ax.api.client", "Client", "_generation_strategy_or_choose", "ModernAdapter"),
+    # AxAdapter._generate_jointly saves what it generates as the clients' own calls do.
+    *(
+        (module, cls, name, "AxAdapter._generate_jointly")
+        for module, cls in (("ax.service.ax_client", "AxClient"), ("ax.api.client", "Client"))
+        for name in (
+            "_save_generation_strategy_to_db_if_possible",
+            "_save_or_update_trials_in_db_if_possible",
+        )
+    ),
 ]
 
 
@@ -56,4 +66,6 @@ def test_ax_clients_keep_their_private_state_where_we_read_it() -> None:
     modern = modern_client()
     assert modern._experiment is not None, "Client._experiment: ModernAdapter.experiment"
     assert modern._maybe_generation_strategy is not None, "ModernAdapter._generation_strategy"
+    for client in (legacy, modern):  # AxAdapter._generate_jointly seeds Ax's generation
+        assert hasattr(client, "_random_seed"), f"{type(client).__name__}._random_seed"
     assert hasattr(modern._experiment.data, "_data_rows"), "AxAdapter._encode_experiment"

@@ -62,14 +62,14 @@ class Checkpoint:
     """A checkpoint read back from disk.
 
     Attributes:
-        path: Where it was read from.
+        path: Where it was read from (a database's URL without its password).
         experiment: The experiment's name.
         runner: The kind of runner that ran its trials (``"slurm"`` ...).
         config: The scheduler's options, as written.
         client: Ax's JSON snapshot of the client.
     """
 
-    path: Path
+    path: Path | str
     experiment: str
     runner: str
     config: dict[str, Any]
@@ -96,15 +96,18 @@ class Snapshot:
 
 def take_snapshot(adapter: AxAdapter) -> Snapshot:
     """Ax's snapshot and the results table of the same moment (call on the Ax thread)."""
+    return Snapshot(adapter.snapshot(), results_table(adapter))
+
+
+def results_table(adapter: AxAdapter) -> dict[str, Any] | None:
+    """The results table as a checkpoint stores it, or None (call on the Ax thread)."""
     from ._table import trial_table
 
-    client = adapter.snapshot()
     try:
-        table = _as_the_snapshot_holds(trial_table(adapter.experiment)).to_json()
+        return _as_the_snapshot_holds(trial_table(adapter.experiment)).to_json()
     except Exception as exc:  # noqa: BLE001 - the table only saves time; the snapshot is the run
         logger.warning("checkpoint written without its results table: %r", exc)
-        return Snapshot(client, None)
-    return Snapshot(client, table)
+        return None
 
 
 def _as_the_snapshot_holds(table: TrialTable) -> TrialTable:
@@ -235,28 +238,47 @@ def check_overwrite(path: Path, experiment: str, trial_count: int) -> None:
         )
 
 
-class Checkpointer:
-    """Writes the checkpoint after changes, coalescing changes that come in a burst.
+#: Writes one checkpoint with the given header; raises CheckpointError or OSError.
+Save = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def file_save(
+    path: Path,
+    snapshot: Callable[[], Awaitable[Snapshot]],
+    write: Callable[[Path, str], None],
+) -> Save:
+    """The :data:`Save` of a JSON checkpoint file.
 
     Args:
-        path: The checkpoint file.
-        header: Returns the header fields (cheap; called on the event loop).
+        path: The file.
         snapshot: Returns Ax's JSON snapshot and the results table (on the
             scheduler's Ax thread: see :func:`take_snapshot`).
         write: Writes text to a path atomically (runs in a worker thread).
     """
 
+    async def save(header: dict[str, Any]) -> None:
+        taken = await snapshot()
+        text = await asyncio.to_thread(encode, header, taken.client, taken.table)
+        await asyncio.to_thread(write, path, text)
+
+    return save
+
+
+class Checkpointer:
+    """Writes the checkpoint after changes, coalescing changes that come in a burst.
+
+    Args:
+        target: The checkpoint file, or a database URL (for messages).
+        header: Returns the header fields (cheap; called on the event loop).
+        save: Writes one checkpoint (:func:`file_save`, or the database's).
+    """
+
     def __init__(
-        self,
-        path: Path,
-        header: Callable[[], dict[str, Any]],
-        snapshot: Callable[[], Awaitable[Snapshot]],
-        write: Callable[[Path, str], None],
+        self, target: Path | str, header: Callable[[], dict[str, Any]], save: Save
     ) -> None:
-        self.path = path
+        self.target = target
         self._header = header
-        self._snapshot = snapshot
-        self._write = write
+        self._save = save
         self._changes = 0  # changes so far
         self._included = 0  # changes the last finished write included
         self._urgent = asyncio.Event()
@@ -307,15 +329,12 @@ class Checkpointer:
             self._urgent.clear()
             started = time.perf_counter()
             including = self._changes
-            header = self._header()
-            snapshot = await self._snapshot()
-            text = await asyncio.to_thread(encode, header, snapshot.client, snapshot.table)
             try:
-                await asyncio.to_thread(self._write, self.path, text)
-            except OSError as exc:
+                await self._save(self._header())
+            except (OSError, CheckpointError) as exc:
                 # The run goes on (its trials are worth more than the file); the
                 # next change tries again, and every failure is logged.
-                logger.error("cannot write the checkpoint %s: %s", self.path, exc)
+                logger.error("cannot write the checkpoint %s: %s", self.target, exc)
                 return
             took = time.perf_counter() - started
             self._included = including

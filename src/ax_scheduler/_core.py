@@ -32,7 +32,7 @@ from . import _outputs
 from ._ax import AxAdapter
 from ._axthread import AxThread
 from ._batch import Batch, Batches
-from ._checkpoint import Checkpointer, take_snapshot
+from ._checkpoint import Checkpointer, Save, file_save, results_table, take_snapshot
 from ._clock import REAL_CLOCK, Clock
 from ._config import SchedulerConfig
 from ._context import Context
@@ -45,6 +45,7 @@ from ._outcomes import CANCELLED_BY_USER, DRIVER_RESTARTED, Best, Progress, RunS
 from ._record import Recorder
 from ._resume import Resumer
 from ._runloop import RunLoop, StopWhen, check_run_arguments
+from ._sqlstore import SqlStore, redacted
 from ._trial import Trials
 from .runners._base import Runner
 
@@ -106,16 +107,28 @@ class Scheduler:
         runner.use_config(config)
 
     def _checkpointer(self) -> Checkpointer | None:
-        path = self.config.checkpoint_path
-        if path is None:
+        target = self.config.checkpoint_path
+        if target is None:
             return None
+        if isinstance(target, str):  # a database URL
+            save = self._database_save(target)
+            return Checkpointer(redacted(target), self._checkpoint_header, save)
+        path = target.expanduser().absolute()
         snapshot = functools.partial(take_snapshot, self.ax)
-        return Checkpointer(
-            path.expanduser().absolute(),
-            self._checkpoint_header,
-            lambda: self._ctx.call_ax(snapshot),
-            write_atomically,
-        )
+        save = file_save(path, lambda: self._ctx.call_ax(snapshot), write_atomically)
+        return Checkpointer(path, self._checkpoint_header, save)
+
+    def _database_save(self, url: str) -> Save:
+        """Writes to Ax's SQL store what changed, with our row (on the Ax thread)."""
+        store = SqlStore(url, self.ax)
+
+        def write(header: dict[str, Any]) -> None:
+            store.write(header, results_table(self.ax))
+
+        async def save(header: dict[str, Any]) -> None:
+            await self._ctx.call_ax(functools.partial(write, header))
+
+        return save
 
     def _checkpoint_header(self) -> dict[str, Any]:
         return {
@@ -123,6 +136,7 @@ class Scheduler:
             "runner": self.runner.kind,
             "written_at": time.time(),
             "config": self.config.model_dump(mode="json"),
+            "client_type": self.ax.client_type,
             **({"spec": self.spec} if self.spec is not None else {}),
         }
 

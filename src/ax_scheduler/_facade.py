@@ -26,6 +26,7 @@ from ._progress import progress_display
 from ._reopen import checkpointed, fail_unfinished, saved_client
 from ._runloop import StopWhen
 from ._schedulerbase import SchedulerBase, _write_report
+from ._sqlstore import check_database_overwrite
 from ._table import results_frame
 from .runners._base import Runner
 
@@ -74,10 +75,11 @@ class AxScheduler(SchedulerBase):
             )
         adapter = AxAdapter.wrap(ax_client)
         checked = SchedulerConfig.from_user(config)
-        if checked.checkpoint_path is not None:
-            check_overwrite(
-                checked.checkpoint_path, adapter.experiment_name, len(adapter.experiment.trials)
-            )
+        target, trial_count = checked.checkpoint_path, len(adapter.experiment.trials)
+        if isinstance(target, str):
+            check_database_overwrite(target, adapter.experiment_name, trial_count)
+        elif target is not None:
+            check_overwrite(target, adapter.experiment_name, trial_count)
         self._ax_client = ax_client
         self._core = Scheduler(adapter, runner, checked, clock or REAL_CLOCK)
         self._portal: Portal | None = None
@@ -276,7 +278,7 @@ class AxScheduler(SchedulerBase):
         logger.info(
             "resumed %s from %s: %d trials, %d to re-attach: %s",
             checkpoint.experiment,
-            checkpoint_path,
+            checkpoint.path,
             len(scheduler.experiment.trials),
             len(lost),
             lost,

@@ -12,6 +12,7 @@ from typing import Any
 from ._ax import AxAdapter, client_from_snapshot
 from ._checkpoint import Checkpoint, read_checkpoint
 from ._exceptions import CheckpointError
+from ._sqlstore import is_database_url, load_client, redacted, the_stored_run
 
 logger = logging.getLogger("ax_scheduler")
 
@@ -39,6 +40,8 @@ def checkpointed(
     Raises:
         CheckpointError: The file is missing, corrupt, or not a checkpoint.
     """
+    if is_database_url(path):
+        return _from_database(str(path), changes)
     checkpoint = read_checkpoint(path)
     options = {**checkpoint.config, "checkpoint_path": str(checkpoint.path), **(changes or {})}
     try:
@@ -48,4 +51,22 @@ def checkpointed(
             f"checkpoint {str(path)!r} is corrupt: Ax cannot load its"
             f" experiment ({type(exc).__name__}: {exc})"
         ) from None
+    return checkpoint, client, options
+
+
+def _from_database(
+    url: str, changes: Mapping[str, Any] | None
+) -> tuple[Checkpoint, Any, dict[str, Any]]:
+    """:func:`checkpointed` for a run in a database (``checkpoint_path`` a URL)."""
+    stored = the_stored_run(url)
+    header = stored.header
+    try:
+        experiment, runner, config = header["experiment"], header["runner"], header["config"]
+    except KeyError as exc:
+        raise CheckpointError(
+            f"checkpoint {redacted(url)!r} is corrupt: {exc} is missing"
+        ) from None
+    client = load_client(url, experiment, header.get("client_type", "AxClient"))
+    checkpoint = Checkpoint(redacted(url), experiment, runner, dict(config), {})
+    options = {**config, "checkpoint_path": url, **(changes or {})}
     return checkpoint, client, options

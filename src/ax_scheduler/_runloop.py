@@ -147,6 +147,7 @@ class RunLoop:
         """Generate and start trials until ``max_trials`` ran; ``run`` lists them."""
         trials = self._trials
         launched, exhausted, blocked = 0, False, None
+        first = True  # the first generation since slots freed: see AxAdapter.generate
         prefetch = self._ctx.config.prefetch_trials
         ends = _EndCounter(mine)
         while True:
@@ -164,7 +165,8 @@ class RunLoop:
             # ahead, they start the instant a running trial ends.
             want = min(trials.free_slots() + prefetch, max_trials - launched)
             if want > 0 and not exhausted and blocked is None:
-                generated = await self._generate(want)
+                generated = await self._generate(want, first)
+                first = False
                 prefetch = self._prefetch_depth(generated)
                 ends.follow(trials.start(trials.jobs_for(generated.trials)))
                 run += [index for index, _ in generated.trials]
@@ -185,7 +187,7 @@ class RunLoop:
                     " abandon them, or raise the generation strategy's parallelism limit"
                 )
             await asyncio.wait(list(trials.tasks.values()), return_when=asyncio.FIRST_COMPLETED)
-            blocked = None
+            blocked, first = None, True
 
     async def _run_should_stop(self) -> bool:
         """Whether ``stop_when`` or the global-stopping strategy ends the run now."""
@@ -226,8 +228,8 @@ class RunLoop:
         return prefetch
 
     # -- generation (on the Ax thread) ---------------------------------------------------
-    async def _generate(self, n: int) -> Generated:
-        future = self._ctx.ax_thread.submit(self._generate_sync, n)
+    async def _generate(self, n: int, first: bool) -> Generated:
+        future = self._ctx.ax_thread.submit(self._generate_sync, n, first)
         try:
             generated = await asyncio.wrap_future(future)
         except asyncio.CancelledError:
@@ -239,8 +241,8 @@ class RunLoop:
         self._ctx.changed()
         return generated
 
-    def _generate_sync(self, n: int) -> Generated:
-        generated = self._ctx.ax.generate(n)
+    def _generate_sync(self, n: int, first: bool) -> Generated:
+        generated = self._ctx.ax.generate(n, first)
         for index, _ in generated.trials:
             self._ctx.ax.mark_dispatched(index, dispatch_info(self._ctx.runner.kind))
         return generated

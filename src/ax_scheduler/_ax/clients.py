@@ -16,6 +16,7 @@ class LegacyAdapter(AxAdapter):
     """``ax.service.ax_client.AxClient``."""
 
     client: AxClient
+    client_type = "AxClient"
 
     @property
     def experiment(self) -> Any:
@@ -40,7 +41,7 @@ class LegacyAdapter(AxAdapter):
     def _generation_strategy(self) -> Any:
         return self.client._generation_strategy
 
-    def attach(self, parameters: Parameters) -> int:
+    def _attach(self, parameters: Parameters) -> int:
         _, index = self.client.attach_trial(parameters=parameters)
         return index
 
@@ -75,6 +76,7 @@ class ModernAdapter(AxAdapter):
     """``ax.api.client.Client``."""
 
     client: Client
+    client_type = "Client"
 
     @property
     def experiment(self) -> Any:
@@ -90,7 +92,7 @@ class ModernAdapter(AxAdapter):
     def _generation_strategy_or_choose(self) -> Any:
         return self.client._generation_strategy_or_choose()
 
-    def attach(self, parameters: Parameters) -> int:
+    def _attach(self, parameters: Parameters) -> int:
         return self.client.attach_trial(parameters=parameters)
 
     def client_early_stopping_strategy(self) -> Any:

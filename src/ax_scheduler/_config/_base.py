@@ -47,8 +47,15 @@ def describe_validation_error(
         if error["type"] == "extra_forbidden":
             lines.append(f"unknown {argument} key {key!r}; allowed keys: {', '.join(allowed)}")
         else:
-            lines.append(f"{argument}[{key!r}]: {_reason(error)}, got {error['input']!r}")
+            lines.append(f"{argument}[{key!r}]: {_reason(error)}, got {_shown(error['input'])!r}")
     return f"invalid {argument}: " + "; ".join(lines)
+
+
+def _shown(value: Any) -> Any:
+    """The offending value as an error shows it: a database URL without its password."""
+    from .._sqlstore import is_database_url, redacted
+
+    return redacted(value) if is_database_url(value) else value
 
 
 def _reason(error: Any) -> str:

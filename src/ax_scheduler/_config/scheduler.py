@@ -130,7 +130,10 @@ class SchedulerConfig(BaseModel):
         checkpoint_path: A file the scheduler rewrites (atomically) after every
             change of a trial's state: the experiment, where each job runs, and
             these options. :meth:`~ax_scheduler.AxScheduler.resume` continues
-            from it after the driver died. None writes no checkpoint.
+            from it after the driver died. None writes no checkpoint. A database
+            URL (``"sqlite:///run.db"``, ``"mysql+pymysql://user:pw@host/db"``,
+            ``"postgresql://..."``) keeps the run in Ax's SQL store instead,
+            saving only what changed at each write.
         progress: Show a live progress display (trials running, queued, done,
             best so far, time left) while the sync ``run_optimization`` runs in a
             terminal or a notebook. Never shown when stderr is not a terminal.
@@ -170,7 +173,7 @@ class SchedulerConfig(BaseModel):
     )
     max_retries: NonNegativeInt = 2
     retry_delay: NonNegativeFloat = 1.0
-    checkpoint_path: Path | None = None
+    checkpoint_path: Path | str | None = None
     requeue_lost_trials: bool = False
     progress: bool = True
     early_stopping: EarlyStoppingConfig | None = None
@@ -182,6 +185,18 @@ class SchedulerConfig(BaseModel):
         "max_trial_monitoring_time": "trial_timeout",
         "min_failed_trials_for_rate_check": "min_failed_trials_for_failure_rate_check",
     }
+
+    @field_validator("checkpoint_path", mode="before")
+    @classmethod
+    def _file_or_database(cls, value: Any) -> Any:
+        """A database URL stays a string (checked); anything else is a file path."""
+        from .._sqlstore import check_database_url, is_database_url
+
+        if is_database_url(value):
+            return check_database_url(value)
+        if isinstance(value, str):
+            return Path(value)
+        return value
 
     @field_validator("*", mode="before")
     @classmethod

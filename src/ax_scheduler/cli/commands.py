@@ -7,7 +7,6 @@ and ends with a one-line error and an exit code rather than a traceback (see
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,8 +18,8 @@ import typer
 from . import logs
 from .errors import EXIT_BAD_INPUT, CommandError, exit_codes
 from .helptext import Command, Group
-from .inputs import expect, load_trials, read_json, stored_max_trials
-from .output import Format, print_trials
+from .inputs import expect, read_run, resume_target, stored_max_trials
+from .output import Format, print_trials, shown
 from .running import drive, new_scheduler, refuse_to_overwrite, resumed_scheduler
 
 app = typer.Typer(
@@ -40,13 +39,11 @@ Verbose = Annotated[
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Log only warnings and errors.")]
 RunFile = Annotated[
-    Path,
+    str,
     typer.Argument(
         metavar="CHECKPOINT",
-        exists=True,
-        dir_okay=False,
-        readable=True,
-        help="A checkpoint (run.json) or a file written by save_experiment().",
+        help="A checkpoint (run.json, or the database URL a run's checkpoint_path named)"
+        " or a file written by save_experiment().",
     ),
 ]
 
@@ -96,8 +93,11 @@ def run(
         int | None, typer.Option(min=1, help="Trials to run; default: the file's max_trials.")
     ] = None,
     checkpoint: Annotated[
-        Path | None,
-        typer.Option(help="Where to keep the run; default: the file's, or run.json next to it."),
+        str | None,
+        typer.Option(
+            help="Where to keep the run (a file, or a database URL such as"
+            " sqlite:///run.db); default: the file's, or run.json next to it."
+        ),
     ] = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Start over if the checkpoint already holds a run.")
@@ -109,17 +109,17 @@ def run(
     # Imported here, not above: --help answers without loading the file's models.
     from .axclient import create_client
     from .filekinds import Use
-    from .spec import absolute, load_file
+    from .spec import checkpoint_target, load_file
 
     with _command(verbose, quiet):
         expect(file, Use.RUN)
         spec = load_file(file)
-        path = absolute(checkpoint) if checkpoint is not None else spec.checkpoint_path()
+        path = checkpoint_target(checkpoint) if checkpoint is not None else spec.checkpoint_path()
         refuse_to_overwrite(path, overwrite)
         total = max_trials or spec.experiment.max_trials
         logs.import_ax(verbose)
         client = create_client(spec, verbose=verbose)
-        if overwrite:  # only now: a run that cannot start keeps the old one
+        if overwrite and isinstance(path, Path):  # only now: a failed start keeps the old run
             path.unlink(missing_ok=True)
         scheduler = new_scheduler(client, spec, path)
         drive(scheduler, spec, path, total)
@@ -129,17 +129,15 @@ def run(
     cls=Command,
     epilog="Examples:\n\n"
     "  ax-scheduler resume run.json\n\n"
-    "  ax-scheduler resume run.json --max-trials 40    (extend a finished run to 40 trials)",
+    "  ax-scheduler resume run.json --max-trials 40    (extend a finished run to 40 trials)\n\n"
+    "  ax-scheduler resume sqlite:///run.db",
 )
 def resume(
     run_json: Annotated[
-        Path,
+        str,
         typer.Argument(
             metavar="CHECKPOINT",
-            exists=True,
-            dir_okay=False,
-            readable=True,
-            help="The checkpoint of the run.",
+            help="The checkpoint of the run: its file, or the database URL of its checkpoint_path.",
         ),
     ],
     max_trials: Annotated[
@@ -170,9 +168,7 @@ def resume(
     from .spec import load_file, load_stored
 
     with _command(verbose, quiet):
-        expect(run_json, Use.RESUME)
-        header = read_json(run_json)
-        header.pop("client", None)  # AxScheduler.resume reads it again; not kept for the run
+        target, header = resume_target(run_json)
         if experiment is not None:
             expect(experiment, Use.RUN)
             spec = load_file(experiment)
@@ -180,21 +176,22 @@ def resume(
             spec = load_stored(header.get("spec"), str(run_json))
         if spec.experiment.name != header.get("experiment"):
             raise CommandError(
-                f"{run_json} is a run of {header.get('experiment')!r}, the experiment file"
+                f"{shown(target)} is a run of {header.get('experiment')!r}, the experiment file"
                 f" declares {spec.experiment.name!r}",
                 EXIT_BAD_INPUT,
             )
         total = max_trials or spec.experiment.max_trials
         logs.import_ax(verbose)
-        scheduler = resumed_scheduler(run_json, spec, overrides=experiment is not None)
-        drive(scheduler, spec, Path(os.path.abspath(run_json)), total)
+        scheduler = resumed_scheduler(target, spec, overrides=experiment is not None)
+        drive(scheduler, spec, target, total)
 
 
 @app.command(
     cls=Command,
     epilog="Examples:\n\n"
     "  ax-scheduler status run.json\n\n"
-    "  ax-scheduler status run.json --format csv > trials.csv",
+    "  ax-scheduler status run.json --format csv > trials.csv\n\n"
+    "  ax-scheduler status sqlite:///run.db",
 )
 def status(
     run_json: RunFile,
@@ -212,9 +209,9 @@ def status(
     from .filekinds import Use
 
     with _command(verbose=False, quiet=True):
-        kind = expect(run_json, Use.STATUS)
-        trials, header = load_trials(run_json, kind)  # Ax only for files without a table
-        title = f"{trials.name} ({run_json})"
+        # Ax only for files without a table
+        trials, header, shown = read_run(run_json, Use.STATUS)
+        title = f"{trials.name} ({shown})"
         print_trials(trials, output_format, title, stored_max_trials(header))
 
 
@@ -237,8 +234,7 @@ def report(
     from .filekinds import Use
 
     with _command(verbose=False, quiet=True):
-        kind = expect(run_json, Use.REPORT)
-        trials, _ = load_trials(run_json, kind)
+        trials, _, _ = read_run(run_json, Use.REPORT)
         from .._report import write_report
         from .._table import table_frame
 

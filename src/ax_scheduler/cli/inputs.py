@@ -8,6 +8,7 @@ and a save_experiment() file, through Ax (seconds, to import it).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,64 @@ def read_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise CommandError(f"{path} is not a run: it holds a {type(data).__name__}", EXIT_BAD_INPUT)
     return data
+
+
+def read_run(target: str, use: Use) -> tuple[TrialTable, dict[str, Any], str]:
+    """The trials of a checkpoint (a file or a database URL) or a save_experiment()
+    file, a checkpoint's header, and how to name it in messages (no password).
+
+    Raises:
+        CommandError: It is missing, of the wrong kind, or cannot be read.
+    """
+    from .._sqlstore import is_database_url, redacted, the_stored_run
+
+    if is_database_url(target):
+        from .._exceptions import CheckpointError
+
+        try:
+            stored = the_stored_run(target)
+        except CheckpointError as exc:
+            raise CommandError(str(exc), EXIT_BAD_INPUT) from None
+        table = TrialTable.from_json(stored.table)
+        if table is None:
+            raise CommandError(
+                f"the run in {redacted(target)!r} has no results table yet (its first"
+                " checkpoint write has not happened)",
+                EXIT_BAD_INPUT,
+            )
+        return table, stored.header, redacted(target)
+    path = Path(target)
+    if not path.exists():
+        raise CommandError(f"{target!r} does not exist", EXIT_BAD_INPUT)
+    if path.is_dir():
+        raise CommandError(f"{target!r} is a directory, not a checkpoint", EXIT_BAD_INPUT)
+    trials, header = load_trials(path, expect(path, use))
+    return trials, header, target
+
+
+def resume_target(target: str) -> tuple[Path | str, dict[str, Any]]:
+    """What ``resume`` continues (an absolute path, or a database URL) and its header.
+
+    Raises:
+        CommandError: It is missing, not a checkpoint, or cannot be read.
+    """
+    from .._sqlstore import is_database_url, the_stored_run
+    from .filekinds import Use
+
+    if is_database_url(target):
+        from .._exceptions import CheckpointError
+
+        try:
+            return target, dict(the_stored_run(target).header)
+        except CheckpointError as exc:
+            raise CommandError(str(exc), EXIT_BAD_INPUT) from None
+    path = Path(target)
+    if not path.is_file():
+        raise CommandError(f"{target!r} does not exist or is not a file", EXIT_BAD_INPUT)
+    expect(path, Use.RESUME)
+    header = read_json(path)
+    header.pop("client", None)  # AxScheduler.resume reads it again; not kept for the run
+    return Path(os.path.abspath(path)), header
 
 
 def load_trials(path: Path, kind: Kind) -> tuple[TrialTable, dict[str, Any]]:

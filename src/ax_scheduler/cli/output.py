@@ -135,8 +135,13 @@ def print_summary(console: Console, table: TrialTable, total: int | None) -> Non
         )
 
 
-def shown(path: Path) -> str:
-    """A path as the user would type it: relative to here if it is below here."""
+def shown(path: Path | str) -> str:
+    """A path as the user would type it: relative to here if it is below here; a
+    database URL without its password."""
+    from .._sqlstore import is_database_url, redacted
+
+    if is_database_url(path):
+        return redacted(str(path))
     try:
         return str(Path(os.path.abspath(path)).relative_to(Path.cwd()))
     except ValueError:

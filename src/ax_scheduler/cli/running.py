@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,12 +23,28 @@ if TYPE_CHECKING:
 FINISHED = ("COMPLETED", "FAILED", "EARLY_STOPPED")
 
 
-def refuse_to_overwrite(checkpoint: Path, overwrite: bool) -> None:
+def refuse_to_overwrite(checkpoint: Path | str, overwrite: bool) -> None:
     """Refuse to start a new run over an existing one, unless told to.
 
     Raises:
-        CommandError: ``checkpoint`` exists and ``overwrite`` is false.
+        CommandError: ``checkpoint`` exists and ``overwrite`` is false, or it is a
+            database that holds a run (a database is never emptied by a command).
     """
+    if isinstance(checkpoint, str):
+        from .._exceptions import CheckpointError
+        from .._sqlstore import stored_runs
+
+        try:
+            held = stored_runs(checkpoint, missing_ok=True)
+        except CheckpointError as exc:
+            raise CommandError(str(exc), EXIT_BAD_INPUT) from None
+        if held:
+            raise CommandError(
+                f"{shown(checkpoint)} already holds a run: continue it with `ax-scheduler"
+                f" resume {shlex.quote(shown(checkpoint))}`, or choose another database",
+                EXIT_BAD_INPUT,
+            )
+        return
     if checkpoint.exists() and not overwrite:
         raise CommandError(
             f"{shown(checkpoint)} already holds a run: continue it with `ax-scheduler resume"
@@ -39,7 +54,7 @@ def refuse_to_overwrite(checkpoint: Path, overwrite: bool) -> None:
         )
 
 
-def new_scheduler(client: Any, spec: RunSpec, checkpoint: Path) -> AxScheduler:
+def new_scheduler(client: Any, spec: RunSpec, checkpoint: Path | str) -> AxScheduler:
     """An ``AxScheduler`` for a new run of the file.
 
     Raises:
@@ -53,7 +68,7 @@ def new_scheduler(client: Any, spec: RunSpec, checkpoint: Path) -> AxScheduler:
         raise CommandError(str(exc), EXIT_BAD_INPUT) from None
 
 
-def resumed_scheduler(run_json: Path, spec: RunSpec, *, overrides: bool) -> AxScheduler:
+def resumed_scheduler(run_json: Path | str, spec: RunSpec, *, overrides: bool) -> AxScheduler:
     """The ``AxScheduler`` of a checkpoint; with the file's options if ``overrides``.
 
     Raises:
@@ -61,14 +76,14 @@ def resumed_scheduler(run_json: Path, spec: RunSpec, *, overrides: bool) -> AxSc
     """
     from .._facade import AxScheduler
 
-    config = spec.scheduler_config(Path(os.path.abspath(run_json))) if overrides else None
+    config = spec.scheduler_config(run_json) if overrides else None
     try:
         return AxScheduler.resume(run_json, spec.runner, config)
     except AxSchedulerError as exc:
         raise CommandError(str(exc), EXIT_BAD_INPUT) from None
 
 
-def drive(scheduler: AxScheduler, spec: RunSpec, checkpoint: Path, total: int) -> None:
+def drive(scheduler: AxScheduler, spec: RunSpec, checkpoint: Path | str, total: int) -> None:
     """Run the trials missing to reach ``total``, then print what the run did.
 
     Raises:

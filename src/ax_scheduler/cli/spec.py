@@ -61,7 +61,7 @@ class RunSpec:
         given = self.experiment.config.checkpoint_path
         return self.resolve(given if given is not None else DEFAULT_CHECKPOINT)
 
-    def scheduler_config(self, checkpoint: Path) -> dict[str, Any]:
+    def scheduler_config(self, checkpoint: Path | str) -> dict[str, Any]:
         """The options for ``AxScheduler``: the file's, with its paths resolved."""
         options = self.experiment.config.model_dump(exclude_unset=True)
         options["job_output_dir"] = self.resolve(self.experiment.config.job_output_dir)
@@ -79,6 +79,13 @@ class RunSpec:
             "experiment": experiment,
             "secrets_omitted": _has_secret(self.runner_options.model_dump()),
         }
+
+
+def checkpoint_target(given: str) -> Path | str:
+    """``--checkpoint``: a database URL as given, else an absolute path."""
+    from .._sqlstore import is_database_url
+
+    return given if is_database_url(given) else absolute(given)
 
 
 def absolute(path: str | os.PathLike[str]) -> Path:
