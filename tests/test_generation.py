@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from ax_scheduler import JobLibRunner
-from conftest import legacy_client, modern_client, sobol_only
-from objectives import rosenbrock, slow_rosenbrock
+from conftest import legacy_client, modern_client, sobol_only, statuses
+from objectives import fails_when_x_negative, rosenbrock, slow_rosenbrock
 
 
 @pytest.fixture
@@ -111,7 +111,7 @@ def test_the_legacy_clients_global_stopping_is_judged_for_a_joint_call() -> None
     assert client.experiment.trials == {}
 
 
-def test_generated_trials_reach_the_clients_database(scheduler_factory: Any, tmp_path: Any) -> None:
+def test_every_trial_change_reaches_the_clients_own_database(scheduler_factory: Any, tmp_path: Any) -> None:
     from ax.storage.sqa_store.db import (
         create_all_tables,
         get_engine,
@@ -123,9 +123,17 @@ def test_generated_trials_reach_the_clients_database(scheduler_factory: Any, tmp
     url = f"sqlite:///{tmp_path / 'ax.db'}"
     init_engine_and_session_factory(url=url, force_init=True)
     create_all_tables(get_engine())
-    client = legacy_client(db_settings=DBSettings(url=url))
-    scheduler_factory(client, JobLibRunner(n_jobs=4), rosenbrock).run_optimization(max_trials=6)
+    # Seeded: the same Sobol points every time, some with x < 0 (they fail).
+    client = legacy_client(db_settings=DBSettings(url=url), random_seed=1)
+    runner, objective = JobLibRunner(n_jobs=4), fails_when_x_negative
+    scheduler = scheduler_factory(client, runner, objective, tolerated_failure_rate=1.0)
+    scheduler.run_optimization(max_trials=6)
     stored = load_experiment("test_experiment")
-    assert {i: t.status.name for i, t in stored.trials.items()} == dict.fromkeys(
-        range(6), "COMPLETED"
-    )
+    # What the scheduler changes past the client's own calls is saved too: the
+    # failures with their reasons, each trial's job in its run metadata.
+    assert {i: t.status.name for i, t in stored.trials.items()} == statuses(client)
+    assert "FAILED" in statuses(client).values()
+    for index, trial in stored.trials.items():
+        ours = client.experiment.trials[index]
+        assert trial.status_reason == ours.status_reason
+        assert trial.run_metadata["ax_scheduler"] == ours.run_metadata["ax_scheduler"]

@@ -60,6 +60,13 @@ def test_a_database_checkpoint_is_the_run_as_axs_store_loads_it(tmp_path: Path, 
     assert run.header["runner"] == "joblib"
     assert run.header["client_type"] == ("AxClient" if kind == "legacy" else "Client")
     assert table_statuses(url) == dict.fromkeys(range(5), "COMPLETED")
+    resumed = AxScheduler.resume(url, JobLibRunner(n_jobs=2))
+    assert type(resumed.ax_client) is type(client)
+    with resumed:
+        resumed.set_objective_function(rosenbrock)
+        resumed.run_optimization(max_trials=2)
+    assert table_statuses(url) == dict.fromkeys(range(7), "COMPLETED")
+    assert len(load_from_store(url).trials) == 7
 
 
 def test_each_write_saves_only_the_trials_that_changed(

@@ -162,7 +162,11 @@ class SqlStore:
     def __init__(self, url: str, adapter: AxAdapter) -> None:
         self.url = url
         self._adapter = adapter
-        self._saved_runs = 0  # generator runs of the strategy already saved
+        # Generator runs of the strategy already in the database: all of them if
+        # the strategy came from it (a resumed run, a client saving to it itself).
+        strategy = adapter._generation_strategy()
+        saved = strategy is not None and strategy.db_id is not None
+        self._saved_runs = len(strategy._generator_runs) if saved else 0
         own = _own_database(adapter)
         if own is not None and own != url:
             raise CheckpointError(
@@ -178,14 +182,12 @@ class SqlStore:
             CheckpointError: The database refused the write (the changed trials
                 are kept for the next one).
         """
-        from sqlalchemy.exc import SQLAlchemyError
-
         touched = self._adapter.take_touched()
         try:
             engine = _engine(self.url)
             self._save_ax(touched)
             self._save_row(engine, header, table)
-        except SQLAlchemyError as exc:
+        except Exception as exc:  # SQLAlchemy's errors, and Ax's own (ValueError ...)
             self._adapter.touch(touched)
             raise CheckpointError(
                 f"cannot write the checkpoint to {redacted(self.url)!r}: {exc}"

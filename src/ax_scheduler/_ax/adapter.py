@@ -80,6 +80,19 @@ class AxAdapter:
         """Count ``indices`` as changed again (a store that failed to save them)."""
         self._touched.update(indices)
 
+    def _changed(self, *indices: int) -> None:
+        """Trials this adapter changed past the client's own calls.
+
+        A client with a database of its own (``db_settings``, ``storage_config``)
+        saves them now, as its own calls save theirs: its database then holds
+        every state change, the scheduler's included.
+        """
+        self._touched.update(indices)
+        trials = [self.experiment.trials[index] for index in indices]
+        self.client._save_or_update_trials_in_db_if_possible(
+            experiment=self.experiment, trials=trials
+        )
+
     def _encode_pair(self, experiment: Any, strategy: Any) -> tuple[Any, Any]:
         return self._encoder.encode_pair(experiment, strategy)
 
@@ -236,7 +249,7 @@ class AxAdapter:
     def mark_dispatched(self, index: int, info: Mapping[str, Any]) -> None:
         """Record in the trial's run metadata that a scheduler runs it, and how."""
         self.trial(index).update_run_metadata({RUN_METADATA_KEY: dict(info)})
-        self._touched.add(index)
+        self._changed(index)
 
     def complete(self, index: int, values: MetricValues, progression: float | None = None) -> None:
         """Attach the trial's data (at ``progression``, its last reported step) and
@@ -244,7 +257,7 @@ class AxAdapter:
         if self.trial(index).status.is_terminal:
             return
         self._complete(index, ax_raw_data(values), progression)
-        self._touched.add(index)
+        self._touched.add(index)  # the client's complete_trial saved it
 
     def _complete(self, index: int, raw: dict[str, Any], progression: float | None) -> None:
         raise NotImplementedError
@@ -262,16 +275,17 @@ class AxAdapter:
         against the experiment's metrics. A step reported again replaces the
         earlier value.
         """
-        parts = []
+        parts, attached = [], []
         for index, reports in batch.items():
             trial: Any = self.trial(index)  # a Trial: one arm
             if trial.status.is_terminal or not reports or trial.arm is None:
                 continue
             raw = [(step, ax_raw_data(values)) for step, values in reports]
             parts.append(trial._raw_evaluations_to_data(raw_data={trial.arm.name: raw}))
-            self._touched.add(index)
+            attached.append(index)
         if parts:
             self.experiment.attach_data(Data.from_multiple_data(parts))
+            self._changed(*attached)
 
     def client_early_stopping_strategy(self) -> Any:
         """The early-stopping strategy set on the client itself, or None."""
@@ -316,6 +330,7 @@ class AxAdapter:
             return
         self._note(trial, early_stop_reason=reason)
         trial.mark_early_stopped()
+        self._changed(index)
 
     def progress_steps(self) -> dict[int, float]:
         """The last reported step of each trial with curve data (for a resumed run)."""
@@ -332,6 +347,7 @@ class AxAdapter:
             return
         self._note(trial, failure_reason=reason)
         trial.mark_failed(reason=reason)
+        self._changed(index)
 
     def abandon(self, index: int, reason: str) -> None:
         """Mark the trial ABANDONED (cancelled before it produced a result)."""
@@ -340,17 +356,18 @@ class AxAdapter:
             return
         self._note(trial, failure_reason=reason)
         trial.mark_abandoned(reason=reason)
+        self._changed(index)
 
     def note(self, index: int, **info: Any) -> None:
         """Add ``info`` (job id, host, log paths) to the trial's run metadata."""
         if info:
             self._note(self.trial(index), **info)
+            self._changed(index)
 
     def _note(self, trial: BaseTrial, **info: Any) -> None:
         current = dict(trial.run_metadata.get(RUN_METADATA_KEY, {}))
         current.update(info)
         trial.update_run_metadata({RUN_METADATA_KEY: current})
-        self._touched.add(trial.index)
 
     def trial(self, index: int) -> BaseTrial:
         trial: BaseTrial = self.experiment.trials[index]

@@ -56,9 +56,12 @@ class RunSpec:
         """A path of the file, relative to its directory."""
         return absolute(self.base_dir / Path(path).expanduser())
 
-    def checkpoint_path(self) -> Path:
-        """``config.checkpoint_path``, or ``run.json`` next to the file."""
+    def checkpoint_path(self) -> Path | str:
+        """``config.checkpoint_path`` (a database URL as given), or ``run.json`` next to
+        the file."""
         given = self.experiment.config.checkpoint_path
+        if isinstance(given, str):  # the config keeps database URLs as strings
+            return given
         return self.resolve(given if given is not None else DEFAULT_CHECKPOINT)
 
     def scheduler_config(self, checkpoint: Path | str) -> dict[str, Any]:
