@@ -190,3 +190,17 @@ def test_watch_and_report_example_logs_tables_and_reports(tmp_path: Path) -> Non
     folders = sorted((tmp_path / "trials").glob("watched-trial-*"))
     assert len(folders) == 8
     assert (folders[0] / "stdout.log").read_text().startswith("simulating x=")
+
+
+def test_the_database_checkpoint_example_continues_its_run_each_time(tmp_path: Path) -> None:
+    assert "4 trials in sqlite:///campaign.db" in run_example("database_checkpoint.py", tmp_path)
+    assert "8 trials in sqlite:///campaign.db" in run_example("database_checkpoint.py", tmp_path)
+    status = subprocess.run(
+        [str(Path(sys.executable).parent / "ax-scheduler"), "status", "sqlite:///campaign.db"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert status.returncode == 0, status.stderr
+    assert "8 trials: 8 COMPLETED" in status.stdout

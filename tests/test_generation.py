@@ -111,7 +111,9 @@ def test_the_legacy_clients_global_stopping_is_judged_for_a_joint_call() -> None
     assert client.experiment.trials == {}
 
 
-def test_every_trial_change_reaches_the_clients_own_database(scheduler_factory: Any, tmp_path: Any) -> None:
+def test_every_trial_change_reaches_the_clients_own_database(
+    scheduler_factory: Any, tmp_path: Any
+) -> None:
     from ax.storage.sqa_store.db import (
         create_all_tables,
         get_engine,
