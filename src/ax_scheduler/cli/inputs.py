@@ -18,6 +18,7 @@ from . import logs
 from .errors import EXIT_BAD_INPUT, CommandError
 
 if TYPE_CHECKING:
+    from .._sqlstore import StoredRun
     from .filekinds import Kind, Use
 
 
@@ -61,15 +62,10 @@ def read_run(target: str, use: Use) -> tuple[TrialTable, dict[str, Any], str]:
     Raises:
         CommandError: It is missing, of the wrong kind, or cannot be read.
     """
-    from .._sqlstore import is_database_url, redacted, the_stored_run
+    from .._sqlstore import is_database_url, redacted
 
     if is_database_url(target):
-        from .._exceptions import CheckpointError
-
-        try:
-            stored = the_stored_run(target)
-        except CheckpointError as exc:
-            raise CommandError(str(exc), EXIT_BAD_INPUT) from None
+        stored = _stored_run(target)
         table = TrialTable.from_json(stored.table)
         if table is None:
             raise CommandError(
@@ -78,11 +74,7 @@ def read_run(target: str, use: Use) -> tuple[TrialTable, dict[str, Any], str]:
                 EXIT_BAD_INPUT,
             )
         return table, stored.header, redacted(target)
-    path = Path(target)
-    if not path.exists():
-        raise CommandError(f"{target!r} does not exist", EXIT_BAD_INPUT)
-    if path.is_dir():
-        raise CommandError(f"{target!r} is a directory, not a checkpoint", EXIT_BAD_INPUT)
+    path = _existing_file(target)
     trials, header = load_trials(path, expect(path, use))
     return trials, header, target
 
@@ -93,23 +85,37 @@ def resume_target(target: str) -> tuple[Path | str, dict[str, Any]]:
     Raises:
         CommandError: It is missing, not a checkpoint, or cannot be read.
     """
-    from .._sqlstore import is_database_url, the_stored_run
+    from .._sqlstore import is_database_url
     from .filekinds import Use
 
     if is_database_url(target):
-        from .._exceptions import CheckpointError
-
-        try:
-            return target, dict(the_stored_run(target).header)
-        except CheckpointError as exc:
-            raise CommandError(str(exc), EXIT_BAD_INPUT) from None
-    path = Path(target)
-    if not path.is_file():
-        raise CommandError(f"{target!r} does not exist or is not a file", EXIT_BAD_INPUT)
+        return target, dict(_stored_run(target).header)
+    path = _existing_file(target)
     expect(path, Use.RESUME)
     header = read_json(path)
     header.pop("client", None)  # AxScheduler.resume reads it again; not kept for the run
     return Path(os.path.abspath(path)), header
+
+
+def _stored_run(url: str) -> StoredRun:
+    """The one run in the database at ``url``; a CommandError if there is none."""
+    from .._exceptions import CheckpointError
+    from .._sqlstore import the_stored_run
+
+    try:
+        return the_stored_run(url)
+    except CheckpointError as exc:
+        raise CommandError(str(exc), EXIT_BAD_INPUT) from None
+
+
+def _existing_file(target: str) -> Path:
+    """``target`` as a path to a file; a CommandError if it is missing or a directory."""
+    path = Path(target)
+    if not path.exists():
+        raise CommandError(f"{target!r} does not exist", EXIT_BAD_INPUT)
+    if path.is_dir():
+        raise CommandError(f"{target!r} is a directory, not a checkpoint", EXIT_BAD_INPUT)
+    return path
 
 
 def load_trials(path: Path, kind: Kind) -> tuple[TrialTable, dict[str, Any]]:
